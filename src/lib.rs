@@ -1,0 +1,1 @@
+//! nergrid: declarative experiment grids for NER fine-tuning.
