@@ -1,1 +1,16 @@
-//! nergrid: declarative experiment grids for NER fine-tuning.
+//! nergrid: declarative experiment grids for fine-tuning transformer encoders on NER.
+//!
+//! Data flows one way: `spec` (TOML) -> `plan` (runs with stable ids) -> `data` (corpora,
+//! schemes, splits) -> `model` (encoder + head) -> `train` (loop, evaluation, best epoch) ->
+//! `metrics` (seqeval-compatible). `store` owns the results layout, `report` reads only the
+//! store, `cli` wires everything together.
+
+pub mod cli;
+pub mod data;
+pub mod metrics;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod spec;
+pub mod store;
+pub mod train;
