@@ -2,14 +2,18 @@
 //! encoder with a token-classification head, tokenisation with word alignment, export in
 //! Hugging Face layout, and entity prediction from raw text.
 
+pub mod align;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
+pub mod export;
 pub mod head;
 pub mod load;
 pub mod ops;
 pub mod params;
+pub mod tokenizer;
 
+pub use align::{AlignedSentence, LabelAlignment};
 pub use config::{Activation, Architecture, Config, ConfigError};
 pub use dropout::Dropout;
 pub use encoder::{Encoder, Inputs};
