@@ -396,3 +396,74 @@ fn legacy_pytorch_files_get_a_clear_error() {
     assert!(err.contains("legacy (non-zip) PyTorch format"), "{err}");
     assert!(err.starts_with(&path.display().to_string()), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Real weights: all-MiniLM-L6-v2 from `make models` (skipped when absent).
+
+fn minilm() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2");
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        eprintln!("skipped: {} missing (make models)", dir.display());
+        None
+    }
+}
+
+#[test]
+fn minilm_encoder_matches_candle_transformers_bert() {
+    let Some(dir) = minilm() else { return };
+    let files = model::resolve(dir.to_str().unwrap()).unwrap();
+    let loaded = model::load_model(&files, &labels(), 1, &Device::Cpu).unwrap();
+    assert_eq!(loaded.missing, vec!["classifier.weight", "classifier.bias"]);
+    assert!(loaded.mapping.prefix.is_none());
+    let tok = model::tokenizer::load_tokenizer(&files, 256).unwrap();
+    let words: Vec<String> = "Det är också lättare att dosera flytande medicin"
+        .split(' ')
+        .map(String::from)
+        .collect();
+    let short: Vec<String> = words[..3].to_vec();
+    let a = model::tokenizer::encode_words(&tok, &words).unwrap().ids;
+    let b = model::tokenizer::encode_words(&tok, &short).unwrap().ids;
+    let cfg = loaded.model.config();
+    let inputs = Inputs::new(&[a.clone(), b.clone()], cfg, &Device::Cpu).unwrap();
+    let ours = loaded.model.hidden_states(&inputs).unwrap();
+    let ours = ours.reshape((2, a.len(), cfg.hidden_size)).unwrap();
+
+    use candle_transformers::models::bert;
+    let bert_cfg: bert::Config =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    // SAFETY: the file is not modified while mapped.
+    let vb = unsafe {
+        candle_nn::VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], candle_core::DType::F32, &Device::Cpu)
+    }
+    .unwrap();
+    let reference = bert::BertModel::load(vb, &bert_cfg).unwrap();
+    let mask: Vec<u32> = (0..2 * a.len()).map(|i| u32::from(i < a.len() || i - a.len() < b.len())).collect();
+    let mask = candle_core::Tensor::from_vec(mask, (2, a.len()), &Device::Cpu).unwrap();
+    let types = inputs.token_type_ids.clone().unwrap();
+    let theirs = reference.forward(&inputs.input_ids, &types, Some(&mask)).unwrap();
+    // Compare real tokens only (padding rows differ by construction).
+    let diff = |row: usize, len: usize| {
+        let x = ours.get(row).unwrap().narrow(0, 0, len).unwrap();
+        let y = theirs.get(row).unwrap().narrow(0, 0, len).unwrap();
+        (x - y).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+    };
+    let (d0, d1) = (diff(0, a.len()), diff(1, b.len()));
+    assert!(d0 < 1e-4 && d1 < 1e-4, "max differences {d0} {d1}");
+}
+
+#[test]
+fn minilm_tokenizer_json_and_vocab_txt_agree() {
+    let Some(dir) = minilm() else { return };
+    let mut files = model::resolve(dir.to_str().unwrap()).unwrap();
+    let from_json = model::tokenizer::load_tokenizer(&files, 256).unwrap();
+    files.tokenizer_json = None;
+    let from_vocab = model::tokenizer::load_tokenizer(&files, 256).unwrap();
+    for line in ["Memantin ( Ebixa ) ger sällan några biverkningar.", "Hjärtat, njurarna och ÅÄÖ-test 12,5 mg."] {
+        let words: Vec<String> = line.split_whitespace().map(String::from).collect();
+        let x = model::tokenizer::encode_words(&from_json, &words).unwrap();
+        let y = model::tokenizer::encode_words(&from_vocab, &words).unwrap();
+        assert_eq!(x, y, "{line}");
+    }
+}

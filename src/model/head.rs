@@ -48,6 +48,11 @@ impl TokenClassifier {
         &self.params
     }
 
+    /// The encoder's last hidden states without dropout: [batch * seq, hidden].
+    pub fn hidden_states(&self, inputs: &Inputs) -> Result<Tensor> {
+        self.encoder.forward(inputs, None)
+    }
+
     /// -> logits [batch * seq, num_labels]; dropout only when `dropout` is `Some`.
     pub fn forward(&self, inputs: &Inputs, mut dropout: Option<&mut Dropout>) -> Result<Tensor> {
         let hidden = self.encoder.forward(inputs, dropout.as_deref_mut())?;
