@@ -24,17 +24,10 @@ impl RunSpec {
         self.params.get(key).and_then(|v| v.as_str()).unwrap_or("")
     }
     pub fn f64_param(&self, key: &str) -> f64 {
-        self.params
-            .get(key)
-            .and_then(|v| v.as_f64())
-            .unwrap_or(f64::NAN)
+        self.params.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
     }
     pub fn usize_param(&self, key: &str) -> usize {
-        self.params
-            .get(key)
-            .and_then(|v| v.as_i64())
-            .unwrap_or(0)
-            .max(0) as usize
+        self.params.get(key).and_then(|v| v.as_i64()).unwrap_or(0).max(0) as usize
     }
 }
 
@@ -55,11 +48,7 @@ pub fn expand(spec: &Spec) -> Plan {
     let mut push = |params: BTreeMap<String, ParamValue>, runs: &mut Vec<RunSpec>| {
         let id = run_id(spec, &params, &axes);
         if seen.insert(id.clone()) {
-            runs.push(RunSpec {
-                index: runs.len(),
-                id,
-                params,
-            });
+            runs.push(RunSpec { index: runs.len(), id, params });
         }
     };
     for combo in product(&spec.grid.axes) {
@@ -68,23 +57,14 @@ pub fn expand(spec: &Spec) -> Plan {
         }
     }
     for include in &spec.grid.include {
-        let free: Vec<(String, Vec<ParamValue>)> = spec
-            .grid
-            .axes
-            .iter()
-            .filter(|(k, _)| !include.contains_key(k))
-            .cloned()
-            .collect();
+        let free: Vec<(String, Vec<ParamValue>)> =
+            spec.grid.axes.iter().filter(|(k, _)| !include.contains_key(k)).cloned().collect();
         for mut combo in product(&free) {
             combo.extend(include.iter().map(|(k, v)| (k.clone(), v.clone())));
             push(with_defaults(spec, combo), &mut runs);
         }
     }
-    Plan {
-        experiment: spec.experiment.name.clone(),
-        axes,
-        runs,
-    }
+    Plan { experiment: spec.experiment.name.clone(), axes, runs }
 }
 
 /// Cartesian product, first axis varying slowest.
@@ -106,11 +86,7 @@ fn product(axes: &[(String, Vec<ParamValue>)]) -> Vec<BTreeMap<String, ParamValu
 }
 
 fn matches(params: &BTreeMap<String, ParamValue>, filter: &BTreeMap<String, ParamValue>) -> bool {
-    filter.iter().all(|(k, v)| {
-        params
-            .get(k)
-            .is_some_and(|p| p.canonical() == v.canonical())
-    })
+    filter.iter().all(|(k, v)| params.get(k).is_some_and(|p| p.canonical() == v.canonical()))
 }
 
 fn with_defaults(spec: &Spec, combo: BTreeMap<String, ParamValue>) -> BTreeMap<String, ParamValue> {
@@ -121,27 +97,14 @@ fn with_defaults(spec: &Spec, combo: BTreeMap<String, ParamValue>) -> BTreeMap<S
 
 /// Id from the parameters that change results, the model's source and the dataset's table.
 fn run_id(spec: &Spec, params: &BTreeMap<String, ParamValue>, axes: &[String]) -> String {
-    let skip: BTreeSet<&str> = TRAIN_KEYS
-        .iter()
-        .filter(|k| !k.affects_results)
-        .map(|k| k.name)
-        .collect();
-    let mut canonical: BTreeMap<String, String> = params
-        .iter()
-        .filter(|(k, _)| !skip.contains(k.as_str()))
-        .map(|(k, v)| (k.clone(), v.canonical()))
-        .collect();
-    let model = params
-        .get("model")
-        .and_then(|m| m.as_str())
-        .and_then(|m| spec.models.get(m));
+    let skip: BTreeSet<&str> = TRAIN_KEYS.iter().filter(|k| !k.affects_results).map(|k| k.name).collect();
+    let mut canonical: BTreeMap<String, String> =
+        params.iter().filter(|(k, _)| !skip.contains(k.as_str())).map(|(k, v)| (k.clone(), v.canonical())).collect();
+    let model = params.get("model").and_then(|m| m.as_str()).and_then(|m| spec.models.get(m));
     if let Some(source) = model {
         canonical.insert("model_source".into(), source.canonical());
     }
-    let dataset = params
-        .get("dataset")
-        .and_then(|d| d.as_str())
-        .and_then(|d| spec.datasets.get(d));
+    let dataset = params.get("dataset").and_then(|d| d.as_str()).and_then(|d| spec.datasets.get(d));
     if let Some(entry) = dataset {
         canonical.insert("dataset_source".into(), entry.canonical());
     }
@@ -173,10 +136,7 @@ pub fn select<'p>(
 pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let err = || format!("invalid shard \"{s}\" (K/N with 1 <= K <= N, e.g. 2/4)");
     let (k, n) = s.split_once('/').ok_or_else(err)?;
-    let (k, n): (usize, usize) = (
-        k.trim().parse().map_err(|_| err())?,
-        n.trim().parse().map_err(|_| err())?,
-    );
+    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
     if k == 0 || n == 0 || k > n {
         return Err(err());
     }

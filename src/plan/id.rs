@@ -21,20 +21,11 @@ pub fn params_hash(canonical: &BTreeMap<String, String>) -> String {
 
 /// A short readable name from the values of the axes that vary, e.g. `kb-bio-lr2e-5-1177-s67`.
 pub fn slug(params: &BTreeMap<String, ParamValue>, axes: &[String]) -> String {
-    let parts: Vec<String> = axes
-        .iter()
-        .filter_map(|axis| params.get(axis).map(|v| slug_part(axis, v)))
-        .collect();
+    let parts: Vec<String> = axes.iter().filter_map(|axis| params.get(axis).map(|v| slug_part(axis, v))).collect();
     let joined = parts.join("-");
     let clean: String = joined
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c.to_ascii_lowercase() } else { '_' })
         .collect();
     clean.chars().take(80).collect()
 }
@@ -90,10 +81,8 @@ mod tests {
         p.insert("learning_rate".into(), ParamValue::Float(2e-5));
         p.insert("seed".into(), ParamValue::Int(67));
         p.insert("batch_size".into(), ParamValue::Int(16));
-        let axes: Vec<String> = ["model", "learning_rate", "batch_size", "seed"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let axes: Vec<String> =
+            ["model", "learning_rate", "batch_size", "seed"].iter().map(|s| s.to_string()).collect();
         assert_eq!(slug(&p, &axes), "kb-lr2e-5-bs16-s67");
     }
 }

@@ -14,10 +14,7 @@ pub struct DryRunTrainer {
 
 impl DryRunTrainer {
     pub fn from_env() -> Self {
-        let sleep_ms = std::env::var("NERGRID_DRY_RUN_SLEEP_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let sleep_ms = std::env::var("NERGRID_DRY_RUN_SLEEP_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(0);
         DryRunTrainer { sleep_ms }
     }
 }
@@ -39,12 +36,7 @@ pub fn dry_scores(id: &str) -> Scores {
     let f1 = 0.5 + 0.4 * a;
     let precision = (f1 + 0.05 * b).min(1.0);
     let recall = precision * f1 / (2.0 * precision - f1);
-    Scores {
-        precision,
-        recall,
-        f1,
-        accuracy: 0.9 + 0.09 * c,
-    }
+    Scores { precision, recall, f1, accuracy: 0.9 + 0.09 * c }
 }
 
 impl Trainer for DryRunTrainer {
@@ -63,9 +55,7 @@ impl Trainer for DryRunTrainer {
         let mut rows = Vec::new();
         for epoch in 1..=epochs {
             if self.sleep_ms > 0 {
-                std::thread::sleep(std::time::Duration::from_millis(
-                    self.sleep_ms / epochs as u64,
-                ));
+                std::thread::sleep(std::time::Duration::from_millis(self.sleep_ms / epochs as u64));
             }
             let val_f1 = test.f1 * epoch as f64 / epochs as f64;
             rows.push(EpochRow {
@@ -74,8 +64,7 @@ impl Trainer for DryRunTrainer {
                 val_precision: val_f1,
                 val_recall: val_f1,
                 val_f1,
-                learning_rate: run.f64_param("learning_rate") * (epochs - epoch + 1) as f64
-                    / epochs as f64,
+                learning_rate: run.f64_param("learning_rate") * (epochs - epoch + 1) as f64 / epochs as f64,
                 seconds: 0.0,
                 tokens_per_sec: 0.0,
             });
@@ -88,12 +77,7 @@ impl Trainer for DryRunTrainer {
                 val_f1: Some(val_f1),
             });
         }
-        let validation = Scores {
-            precision: test.f1,
-            recall: test.f1,
-            f1: test.f1,
-            accuracy: test.accuracy,
-        };
+        let validation = Scores { precision: test.f1, recall: test.f1, f1: test.f1, accuracy: test.accuracy };
         Ok(RunOutput {
             test,
             validation: Some(validation),

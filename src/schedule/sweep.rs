@@ -9,9 +9,7 @@ use super::host::{hostname, peak_rss_bytes};
 use super::trainer::{RunContext, RunOutput, RunProgress, Trainer};
 use crate::plan::RunSpec;
 use crate::spec::Spec;
-use crate::store::{
-    now_rfc3339, RunResult, RunState, RunStatus, Store, StoreError, Timings, ToolInfo,
-};
+use crate::store::{now_rfc3339, RunResult, RunState, RunStatus, Store, StoreError, Timings, ToolInfo};
 
 /// What to do with one run given what the store holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,40 +137,16 @@ pub fn execute_run(
     store.write_run_spec(run)?;
     let started_at = now_rfc3339();
     let clock = Instant::now();
-    on_event(SweepEvent::RunStarted {
-        index: run.index,
-        id: run.id.clone(),
-        device: device.to_string(),
-    });
-    store.log(
-        &run.id,
-        &format!(
-            "{started_at} start {} on {device} (attempt {attempt})",
-            run.id
-        ),
-    )?;
-    let ctx = RunContext {
-        spec,
-        store,
-        device: device.to_string(),
-        attempt,
-        grad_accum,
-    };
+    on_event(SweepEvent::RunStarted { index: run.index, id: run.id.clone(), device: device.to_string() });
+    store.log(&run.id, &format!("{started_at} start {} on {device} (attempt {attempt})", run.id))?;
+    let ctx = RunContext { spec, store, device: device.to_string(), attempt, grad_accum };
     let outcome = {
-        let mut progress = |p: RunProgress| {
-            on_event(SweepEvent::Progress {
-                id: run.id.clone(),
-                progress: p,
-            })
-        };
+        let mut progress = |p: RunProgress| on_event(SweepEvent::Progress { id: run.id.clone(), progress: p });
         catch_unwind(AssertUnwindSafe(|| trainer.train(run, &ctx, &mut progress)))
     };
     let outcome = match outcome {
         Ok(result) => result,
-        Err(panic) => Err(anyhow::anyhow!(
-            "the trainer panicked: {}",
-            panic_message(&panic)
-        )),
+        Err(panic) => Err(anyhow::anyhow!("the trainer panicked: {}", panic_message(&panic))),
     };
     let mut result = RunResult {
         id: run.id.clone(),
@@ -180,19 +154,12 @@ pub fn execute_run(
         experiment: spec.experiment.name.clone(),
         status: RunStatus::Failed,
         dry_run: trainer.is_dry_run(),
-        params: run
-            .params
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_json()))
-            .collect(),
+        params: run.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
         test: None,
         validation: None,
         best_epoch: None,
         report: Default::default(),
-        timings: Timings {
-            started_at,
-            ..Timings::default()
-        },
+        timings: Timings { started_at, ..Timings::default() },
         device: device.to_string(),
         host: hostname(),
         attempt,
@@ -209,18 +176,11 @@ pub fn execute_run(
     }
     result.timings.finished_at = now_rfc3339();
     result.timings.seconds = clock.elapsed().as_secs_f64();
-    result
-        .details
-        .insert("peak_rss_bytes".into(), peak_rss_bytes().into());
+    result.details.insert("peak_rss_bytes".into(), peak_rss_bytes().into());
     store.write_result(&result)?;
     store.log(
         &run.id,
-        &format!(
-            "{} {} in {:.1}s",
-            result.timings.finished_at,
-            status_word(result.status),
-            result.timings.seconds
-        ),
+        &format!("{} {} in {:.1}s", result.timings.finished_at, status_word(result.status), result.timings.seconds),
     )?;
     on_event(SweepEvent::RunFinished {
         index: run.index,
@@ -233,12 +193,7 @@ pub fn execute_run(
     Ok(result)
 }
 
-fn store_output(
-    store: &Store,
-    id: &str,
-    output: RunOutput,
-    result: &mut RunResult,
-) -> Result<(), StoreError> {
+fn store_output(store: &Store, id: &str, output: RunOutput, result: &mut RunResult) -> Result<(), StoreError> {
     store.write_epochs(id, &output.epochs)?;
     if let Some(pred) = &output.predictions {
         store.write_predictions(id, pred)?;
@@ -300,10 +255,7 @@ mod tests {
         let done = RunState::Done(result(RunStatus::Done));
         let failed = RunState::Failed(result(RunStatus::Failed));
         assert_eq!(decide(&RunState::Pending, false, false), Action::Run);
-        assert_eq!(
-            decide(&RunState::Corrupt("x".into()), false, false),
-            Action::Run
-        );
+        assert_eq!(decide(&RunState::Corrupt("x".into()), false, false), Action::Run);
         assert_eq!(decide(&done, false, false), Action::SkipDone);
         assert_eq!(decide(&done, false, true), Action::SkipDone);
         assert_eq!(decide(&done, true, false), Action::Run);

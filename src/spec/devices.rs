@@ -21,10 +21,8 @@ pub fn parse_devices(s: &str) -> Result<DeviceSelection, String> {
             };
             let mut ids = Vec::new();
             for part in list.split(',') {
-                let id: usize = part
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("invalid device index \"{part}\" ({allowed})"))?;
+                let id: usize =
+                    part.trim().parse().map_err(|_| format!("invalid device index \"{part}\" ({allowed})"))?;
                 if ids.contains(&id) {
                     return Err(format!("device {id} listed twice ({allowed})"));
                 }
@@ -46,10 +44,7 @@ mod tests {
     #[test]
     fn parses_device_lists() {
         assert_eq!(parse_devices("auto"), Ok(DeviceSelection::Auto));
-        assert_eq!(
-            parse_devices("cuda:0,1,3"),
-            Ok(DeviceSelection::Cuda(vec![0, 1, 3]))
-        );
+        assert_eq!(parse_devices("cuda:0,1,3"), Ok(DeviceSelection::Cuda(vec![0, 1, 3])));
         assert!(parse_devices("cuda:0,0").is_err());
         assert!(parse_devices("gpu").is_err());
         assert!(parse_devices("cuda:x").is_err());

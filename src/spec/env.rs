@@ -8,9 +8,7 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| format!("unclosed \"${{\" in \"{s}\""))?;
+        let end = after.find('}').ok_or_else(|| format!("unclosed \"${{\" in \"{s}\""))?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(":-") {
             Some((n, d)) => (n, Some(d)),
@@ -19,11 +17,7 @@ pub fn expand_with(s: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<S
         match (lookup(name).filter(|v| !v.is_empty()), default) {
             (Some(v), _) => out.push_str(&v),
             (None, Some(d)) => out.push_str(d),
-            (None, None) => {
-                return Err(format!(
-                    "environment variable {name} is not set (used in \"{s}\")"
-                ))
-            }
+            (None, None) => return Err(format!("environment variable {name} is not set (used in \"{s}\")")),
         }
         rest = &after[end + 1..];
     }
@@ -48,9 +42,7 @@ mod tests {
     fn expands_set_unset_and_default() {
         assert_eq!(expand_with("${DATA}/x.txt", lookup).unwrap(), "/data/x.txt");
         assert_eq!(expand_with("${NOPE:-d}/x", lookup).unwrap(), "d/x");
-        assert!(expand_with("${NOPE}/x", lookup)
-            .unwrap_err()
-            .contains("NOPE is not set"));
+        assert!(expand_with("${NOPE}/x", lookup).unwrap_err().contains("NOPE is not set"));
         assert_eq!(expand_with("plain", lookup).unwrap(), "plain");
         assert!(expand_with("${DATA", lookup).is_err());
     }

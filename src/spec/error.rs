@@ -15,20 +15,8 @@ pub struct SpecError {
 
 impl fmt::Display for SpecError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let key = if self.key.is_empty() {
-            String::new()
-        } else {
-            format!("{}: ", self.key)
-        };
-        write!(
-            f,
-            "{}:{}:{}: {}{}",
-            self.file.display(),
-            self.line,
-            self.col,
-            key,
-            self.message
-        )
+        let key = if self.key.is_empty() { String::new() } else { format!("{}: ", self.key) };
+        write!(f, "{}:{}:{}: {}{}", self.file.display(), self.line, self.col, key, self.message)
     }
 }
 
@@ -67,11 +55,7 @@ impl<'a> Locator<'a> {
     pub(crate) fn new(file: &'a Path, text: &'a str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        Locator {
-            file,
-            text,
-            line_starts,
-        }
+        Locator { file, text, line_starts }
     }
 
     /// 1-based (line, column) of a byte offset.
@@ -79,22 +63,13 @@ impl<'a> Locator<'a> {
         let offset = offset.min(self.text.len());
         let line = self.line_starts.partition_point(|&s| s <= offset);
         let start = self.line_starts[line - 1];
-        let col = self
-            .text
-            .get(start..offset)
-            .map_or(1, |s| s.chars().count() + 1);
+        let col = self.text.get(start..offset).map_or(1, |s| s.chars().count() + 1);
         (line, col)
     }
 
     pub(crate) fn error(&self, offset: usize, key: &str, message: impl Into<String>) -> SpecError {
         let (line, col) = self.position(offset);
-        SpecError {
-            file: self.file.to_path_buf(),
-            line,
-            col,
-            key: key.to_string(),
-            message: message.into(),
-        }
+        SpecError { file: self.file.to_path_buf(), line, col, key: key.to_string(), message: message.into() }
     }
 }
 

@@ -33,16 +33,8 @@ impl Kind {
     pub(crate) fn allowed(&self) -> String {
         match self {
             Kind::Int { min } => format!("an integer >= {min}"),
-            Kind::Float {
-                positive: true,
-                max,
-                ..
-            } if max.is_infinite() => "a number > 0".into(),
-            Kind::Float {
-                positive: true,
-                max,
-                ..
-            } => format!("a number > 0 and < {max}"),
+            Kind::Float { positive: true, max, .. } if max.is_infinite() => "a number > 0".into(),
+            Kind::Float { positive: true, max, .. } => format!("a number > 0 and < {max}"),
             Kind::Float { min, max, .. } if max.is_infinite() => format!("a number >= {min}"),
             Kind::Float { min, max, .. } => format!("a number >= {min} and < {max}"),
             Kind::Choice(c) => format!("one of {}", quoted(c)),
@@ -56,11 +48,7 @@ impl Kind {
 }
 
 pub(crate) fn quoted(items: &[&str]) -> String {
-    items
-        .iter()
-        .map(|s| format!("\"{s}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    items.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
 }
 
 /// Accepted scheme spellings (case-insensitive) and their canonical names.
@@ -88,18 +76,8 @@ pub(crate) struct TrainKey {
 /// `[train]` keys in the order they appear as grid axes. Defaults follow the Hugging Face
 /// Trainer recipe of the Swedish study (reference/TRAINING_RECIPE.md).
 pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
-    TrainKey {
-        name: "epochs",
-        kind: Kind::Int { min: 1 },
-        default: || ParamValue::Int(5),
-        affects_results: true,
-    },
-    TrainKey {
-        name: "batch_size",
-        kind: Kind::Int { min: 1 },
-        default: || ParamValue::Int(16),
-        affects_results: true,
-    },
+    TrainKey { name: "epochs", kind: Kind::Int { min: 1 }, default: || ParamValue::Int(5), affects_results: true },
+    TrainKey { name: "batch_size", kind: Kind::Int { min: 1 }, default: || ParamValue::Int(16), affects_results: true },
     TrainKey {
         name: "max_length",
         kind: Kind::Int { min: 8 },
@@ -108,21 +86,13 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
     },
     TrainKey {
         name: "weight_decay",
-        kind: Kind::Float {
-            min: 0.0,
-            max: f64::INFINITY,
-            positive: false,
-        },
+        kind: Kind::Float { min: 0.0, max: f64::INFINITY, positive: false },
         default: || ParamValue::Float(0.01),
         affects_results: true,
     },
     TrainKey {
         name: "warmup_ratio",
-        kind: Kind::Float {
-            min: 0.0,
-            max: 1.0,
-            positive: false,
-        },
+        kind: Kind::Float { min: 0.0, max: 1.0, positive: false },
         default: || ParamValue::Float(0.0),
         affects_results: true,
     },
@@ -134,11 +104,7 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
     },
     TrainKey {
         name: "max_grad_norm",
-        kind: Kind::Float {
-            min: 0.0,
-            max: f64::INFINITY,
-            positive: false,
-        },
+        kind: Kind::Float { min: 0.0, max: f64::INFINITY, positive: false },
         default: || ParamValue::Float(1.0),
         affects_results: true,
     },
@@ -154,12 +120,7 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
         default: || ParamValue::Str("f1".into()),
         affects_results: true,
     },
-    TrainKey {
-        name: "save_model",
-        kind: Kind::Bool,
-        default: || ParamValue::Bool(false),
-        affects_results: false,
-    },
+    TrainKey { name: "save_model", kind: Kind::Bool, default: || ParamValue::Bool(false), affects_results: false },
 ];
 
 pub(crate) fn train_key(name: &str) -> Option<&'static TrainKey> {
@@ -170,15 +131,7 @@ pub(crate) fn train_key(name: &str) -> Option<&'static TrainKey> {
 pub(crate) const MAIN_AXES: &[(&str, &str, Kind)] = &[
     ("models", "model", Kind::ModelAlias),
     ("schemes", "scheme", Kind::Scheme),
-    (
-        "learning_rates",
-        "learning_rate",
-        Kind::Float {
-            min: 0.0,
-            max: f64::INFINITY,
-            positive: true,
-        },
-    ),
+    ("learning_rates", "learning_rate", Kind::Float { min: 0.0, max: f64::INFINITY, positive: true }),
     ("datasets", "dataset", Kind::DatasetAlias),
     ("seeds", "seed", Kind::Int { min: 0 }),
 ];
@@ -188,40 +141,18 @@ pub(crate) const DEFAULT_SEED: i64 = 42;
 
 /// Kind of a run parameter by its (singular) name.
 pub(crate) fn param_kind(name: &str) -> Option<Kind> {
-    MAIN_AXES
-        .iter()
-        .find(|(_, p, _)| *p == name)
-        .map(|(_, _, k)| *k)
-        .or_else(|| train_key(name).map(|k| k.kind))
+    MAIN_AXES.iter().find(|(_, p, _)| *p == name).map(|(_, _, k)| *k).or_else(|| train_key(name).map(|k| k.kind))
 }
 
 /// Every run parameter name (singular), for `exclude`/`include` keys.
 pub(crate) fn param_names() -> Vec<&'static str> {
-    MAIN_AXES
-        .iter()
-        .map(|(_, p, _)| *p)
-        .chain(TRAIN_KEYS.iter().map(|k| k.name))
-        .collect()
+    MAIN_AXES.iter().map(|(_, p, _)| *p).chain(TRAIN_KEYS.iter().map(|k| k.name)).collect()
 }
 
-pub(crate) const TOP_LEVEL: &[&str] = &[
-    "experiment",
-    "grid",
-    "models",
-    "datasets",
-    "train",
-    "schedule",
-    "slurm",
-];
+pub(crate) const TOP_LEVEL: &[&str] = &["experiment", "grid", "models", "datasets", "train", "schedule", "slurm"];
 pub(crate) const EXPERIMENT_KEYS: &[&str] = &["name", "description", "output_dir"];
 pub(crate) const MODEL_KEYS: &[&str] = &["hub", "revision", "path"];
-pub(crate) const SCHEDULE_KEYS: &[&str] = &[
-    "devices",
-    "runs_per_device",
-    "threads_per_run",
-    "retries",
-    "timeout",
-];
+pub(crate) const SCHEDULE_KEYS: &[&str] = &["devices", "runs_per_device", "threads_per_run", "retries", "timeout"];
 pub(crate) const SLURM_KEYS: &[(&str, Kind)] = &[
     ("partition", Kind::Text),
     ("account", Kind::Text),

@@ -43,23 +43,15 @@ pub struct Grid {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelSource {
-    Hub {
-        id: String,
-        revision: Option<String>,
-    },
-    Path {
-        path: String,
-    },
+    Hub { id: String, revision: Option<String> },
+    Path { path: String },
 }
 
 impl ModelSource {
     /// A machine-independent description used in run ids (paths as written, not expanded).
     pub fn canonical(&self) -> String {
         match self {
-            ModelSource::Hub {
-                id,
-                revision: Some(r),
-            } => format!("hub:{id}@{r}"),
+            ModelSource::Hub { id, revision: Some(r) } => format!("hub:{id}@{r}"),
             ModelSource::Hub { id, revision: None } => format!("hub:{id}"),
             ModelSource::Path { path } => format!("path:{path}"),
         }

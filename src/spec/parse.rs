@@ -15,10 +15,8 @@ type Node<'i> = Spanned<DeValue<'i>>;
 
 /// Reads and validates a spec file.
 pub fn load(path: &Path) -> Result<Spec, SpecLoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecLoadError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        std::fs::read_to_string(path).map_err(|source| SpecLoadError::Read { path: path.to_path_buf(), source })?;
     parse(path, &text).map_err(SpecLoadError::Invalid)
 }
 
@@ -29,17 +27,10 @@ pub fn parse(file: &Path, text: &str) -> Result<Spec, SpecErrors> {
         Ok(root) => root,
         Err(e) => {
             let at = e.span().map_or(0, |s| s.start);
-            return Err(SpecErrors(vec![loc.error(
-                at,
-                "",
-                format!("invalid TOML: {}", e.message()),
-            )]));
+            return Err(SpecErrors(vec![loc.error(at, "", format!("invalid TOML: {}", e.message()))]));
         }
     };
-    let mut v = Validator {
-        loc,
-        errors: Vec::new(),
-    };
+    let mut v = Validator { loc, errors: Vec::new() };
     let spec = v.spec(file, text, root.get_ref(), root.span());
     v.errors.sort_by_key(|e| (e.line, e.col));
     match spec {
@@ -58,19 +49,14 @@ impl<'a> Validator<'a> {
         self.errors.push(self.loc.error(span.start, key, message));
     }
 
-    fn spec(
-        &mut self,
-        file: &Path,
-        text: &str,
-        root: &DeTable<'_>,
-        span: Range<usize>,
-    ) -> Option<Spec> {
+    fn spec(&mut self, file: &Path, text: &str, root: &DeTable<'_>, span: Range<usize>) -> Option<Spec> {
         self.unknown_keys(root, "", keys::TOP_LEVEL);
         let models = self.models(root.get("models"));
         let datasets = self.datasets(root.get("datasets"));
         let experiment = self.experiment(root.get("experiment"), span.clone());
         let train = self.train(root.get("train"));
-        let grid = self.grid(root.get("grid"), span, &models, &datasets);
+        let declared = [root.get("models"), root.get("datasets")];
+        let grid = self.grid(root.get("grid"), span, declared, (&models, &datasets));
         let schedule = self.schedule(root.get("schedule"));
         let slurm = self.slurm(root.get("slurm"));
         Some(Spec {
@@ -96,11 +82,7 @@ impl<'a> Validator<'a> {
                 Some(c) => format!("did you mean \"{c}\"? allowed: {}", quoted(allowed)),
                 None => format!("allowed: {}", quoted(allowed)),
             };
-            self.err(
-                key.span(),
-                &join(path, name),
-                format!("unknown key ({hint})"),
-            );
+            self.err(key.span(), &join(path, name), format!("unknown key ({hint})"));
         }
     }
 
@@ -109,11 +91,7 @@ impl<'a> Validator<'a> {
         match node.get_ref() {
             DeValue::Table(t) => Some(t),
             other => {
-                self.err(
-                    node.span(),
-                    key,
-                    format!("expected a table, got {}", type_name(other)),
-                );
+                self.err(node.span(), key, format!("expected a table, got {}", type_name(other)));
                 None
             }
         }
@@ -121,54 +99,30 @@ impl<'a> Validator<'a> {
 
     fn experiment(&mut self, node: Option<&Node<'_>>, doc: Range<usize>) -> Option<Experiment> {
         let Some(node) = node else {
-            self.err(
-                doc,
-                "experiment",
-                "missing table (add [experiment] with name = \"...\")",
-            );
+            self.err(doc, "experiment", "missing table (add [experiment] with name = \"...\")");
             return None;
         };
         let t = self.table(node, "experiment")?;
         self.unknown_keys(t, "experiment", keys::EXPERIMENT_KEYS);
         let name = match t.get("name") {
-            Some(n) => self.name_value(n, "experiment.name")?,
+            Some(n) => self.name_value(n, "experiment.name"),
             None => {
-                self.err(
-                    node.span(),
-                    "experiment.name",
-                    "missing (a name of letters, digits, '-', '_' or '.')",
-                );
-                return None;
+                self.err(node.span(), "experiment.name", "missing (a name of letters, digits, '-', '_' or '.')");
+                None
             }
         };
-        let description = t
-            .get("description")
-            .and_then(|d| self.string(d, "experiment.description"))
-            .unwrap_or_default();
-        let output_dir = t
-            .get("output_dir")
-            .and_then(|d| self.string(d, "experiment.output_dir"))
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new("results").join(&name));
-        Some(Experiment {
-            name,
-            description,
-            output_dir,
-        })
+        let description = t.get("description").and_then(|d| self.string(d, "experiment.description"));
+        let output_dir = t.get("output_dir").and_then(|d| self.string(d, "experiment.output_dir")).map(PathBuf::from);
+        let (name, description) = (name?, description.unwrap_or_default());
+        let output_dir = output_dir.unwrap_or_else(|| Path::new("results").join(&name));
+        Some(Experiment { name, description, output_dir })
     }
 
     fn name_value(&mut self, node: &Node<'_>, key: &str) -> Option<String> {
         let s = self.string(node, key)?;
-        let ok = s
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !s.starts_with('.');
+        let ok = s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !s.starts_with('.');
         if !ok {
-            self.err(
-                node.span(),
-                key,
-                format!("invalid name \"{s}\" (letters, digits, '-', '_' or '.')"),
-            );
+            self.err(node.span(), key, format!("invalid name \"{s}\" (letters, digits, '-', '_' or '.')"));
             return None;
         }
         Some(s)
@@ -182,11 +136,7 @@ impl<'a> Validator<'a> {
                 None
             }
             other => {
-                self.err(
-                    node.span(),
-                    key,
-                    format!("expected a string, got {}", type_name(other)),
-                );
+                self.err(node.span(), key, format!("expected a string, got {}", type_name(other)));
                 None
             }
         }
@@ -209,15 +159,9 @@ impl<'a> Validator<'a> {
     fn model(&mut self, node: &Node<'_>, path: &str) -> Option<ModelSource> {
         let t = self.table(node, path)?;
         self.unknown_keys(t, path, keys::MODEL_KEYS);
-        let hub = t
-            .get("hub")
-            .and_then(|v| self.string(v, &join(path, "hub")));
-        let revision = t
-            .get("revision")
-            .and_then(|v| self.string(v, &join(path, "revision")));
-        let local = t
-            .get("path")
-            .and_then(|v| self.string(v, &join(path, "path")));
+        let hub = t.get("hub").and_then(|v| self.string(v, &join(path, "hub")));
+        let revision = t.get("revision").and_then(|v| self.string(v, &join(path, "revision")));
+        let local = t.get("path").and_then(|v| self.string(v, &join(path, "path")));
         match (hub, local) {
             (Some(id), None) => {
                 if !id.contains('/') && !id.is_empty() {
@@ -236,16 +180,16 @@ impl<'a> Validator<'a> {
                 Some(ModelSource::Path { path: path_value })
             }
             (Some(_), Some(_)) => {
-                self.err(node.span(), path, "both hub and path given (exactly one of hub = \"owner/name\" or path = \"dir\")");
+                self.err(
+                    node.span(),
+                    path,
+                    "both hub and path given (exactly one of hub = \"owner/name\" or path = \"dir\")",
+                );
                 None
             }
             (None, None) => {
                 if t.get("hub").is_none() && t.get("path").is_none() {
-                    self.err(
-                        node.span(),
-                        path,
-                        "no source (exactly one of hub = \"owner/name\" or path = \"dir\")",
-                    );
+                    self.err(node.span(), path, "no source (exactly one of hub = \"owner/name\" or path = \"dir\")");
                 }
                 None
             }
@@ -259,9 +203,8 @@ impl<'a> Validator<'a> {
         };
         for (alias, value) in t.iter() {
             let path = format!("datasets.{}", alias.get_ref());
-            if let Some(toml::Value::Table(table)) = self
-                .plain(value, &path)
-                .filter(|_| self.table(value, &path).is_some())
+            if let Some(toml::Value::Table(table)) =
+                self.plain(value, &path).filter(|_| self.table(value, &path).is_some())
             {
                 out.insert(alias.get_ref().to_string(), DatasetEntry { table });
             }
@@ -276,11 +219,7 @@ impl<'a> Validator<'a> {
             DeValue::Integer(i) => match int_of(i) {
                 Some(i) => toml::Value::Integer(i),
                 None => {
-                    self.err(
-                        node.span(),
-                        path,
-                        "integer out of range (a 64-bit signed integer)",
-                    );
+                    self.err(node.span(), path, "integer out of range (a 64-bit signed integer)");
                     return None;
                 }
             },
@@ -300,10 +239,7 @@ impl<'a> Validator<'a> {
             DeValue::Table(t) => {
                 let mut out = toml::Table::new();
                 for (k, v) in t.iter() {
-                    out.insert(
-                        k.get_ref().to_string(),
-                        self.plain(v, &join(path, k.get_ref()))?,
-                    );
+                    out.insert(k.get_ref().to_string(), self.plain(v, &join(path, k.get_ref()))?);
                 }
                 toml::Value::Table(out)
             }
@@ -311,10 +247,8 @@ impl<'a> Validator<'a> {
     }
 
     fn train(&mut self, node: Option<&Node<'_>>) -> BTreeMap<String, ParamValue> {
-        let mut out: BTreeMap<String, ParamValue> = keys::TRAIN_KEYS
-            .iter()
-            .map(|k| (k.name.to_string(), (k.default)()))
-            .collect();
+        let mut out: BTreeMap<String, ParamValue> =
+            keys::TRAIN_KEYS.iter().map(|k| (k.name.to_string(), (k.default)())).collect();
         let Some(t) = node.and_then(|n| self.table(n, "train")) else {
             return out;
         };
@@ -329,10 +263,7 @@ impl<'a> Validator<'a> {
                 self.err(
                     value.span(),
                     &path,
-                    format!(
-                        "expected a single value ({}); to vary it, list the values in [grid]",
-                        spec.kind.allowed()
-                    ),
+                    format!("expected a single value ({}); to vary it, list the values in [grid]", spec.kind.allowed()),
                 );
                 continue;
             }
@@ -344,13 +275,7 @@ impl<'a> Validator<'a> {
     }
 
     /// One scalar value of the given kind, normalised.
-    fn value(
-        &mut self,
-        node: &Node<'_>,
-        path: &str,
-        kind: Kind,
-        aliases: &Aliases<'_>,
-    ) -> Option<ParamValue> {
+    fn value(&mut self, node: &Node<'_>, path: &str, kind: Kind, aliases: &Aliases<'_>) -> Option<ParamValue> {
         let raw = node.get_ref();
         let bad = |v: &mut Self, got: String| {
             v.err(node.span(), path, format!("{got} ({})", kind.allowed()));
@@ -376,21 +301,13 @@ impl<'a> Validator<'a> {
                 }
             }
             (Kind::Bool, DeValue::Boolean(b)) => Some(ParamValue::Bool(*b)),
-            (Kind::Text, DeValue::String(s)) if !s.is_empty() => {
-                Some(ParamValue::Str(s.to_string()))
-            }
+            (Kind::Text, DeValue::String(s)) if !s.is_empty() => Some(ParamValue::Str(s.to_string())),
             (Kind::Choice(choices), DeValue::String(s)) => {
                 if choices.contains(&s.as_ref()) {
                     Some(ParamValue::Str(s.to_string()))
                 } else {
-                    let hint = closest(s, choices)
-                        .map(|c| format!("did you mean \"{c}\"? "))
-                        .unwrap_or_default();
-                    self.err(
-                        node.span(),
-                        path,
-                        format!("unknown value \"{s}\" ({hint}{})", kind.allowed()),
-                    );
+                    let hint = closest(s, choices).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();
+                    self.err(node.span(), path, format!("unknown value \"{s}\" ({hint}{})", kind.allowed()));
                     None
                 }
             }
@@ -399,43 +316,26 @@ impl<'a> Validator<'a> {
                 None => bad(self, format!("unknown scheme \"{s}\"")),
             },
             (Kind::ModelAlias | Kind::DatasetAlias, DeValue::String(s)) => {
-                let known = if kind == Kind::ModelAlias {
-                    aliases.models
-                } else {
-                    aliases.datasets
-                };
+                let known = if kind == Kind::ModelAlias { aliases.models } else { aliases.datasets };
                 if known.iter().any(|k| k == s.as_ref()) {
                     return Some(ParamValue::Str(s.to_string()));
                 }
-                let table = if kind == Kind::ModelAlias {
-                    "models"
-                } else {
-                    "datasets"
-                };
+                let table = if kind == Kind::ModelAlias { "models" } else { "datasets" };
                 let names: Vec<&str> = known.iter().map(String::as_str).collect();
                 let hint = match closest(s, &names) {
                     Some(c) => format!("did you mean \"{c}\"? "),
                     None => String::new(),
                 };
-                let defined = if names.is_empty() {
-                    "none defined".to_string()
-                } else {
-                    format!("defined: {}", quoted(&names))
-                };
+                let defined =
+                    if names.is_empty() { "none defined".to_string() } else { format!("defined: {}", quoted(&names)) };
                 self.err(
                     node.span(),
                     path,
-                    format!(
-                        "unknown {} alias \"{s}\" ({hint}{defined} in [{table}])",
-                        &table[..table.len() - 1]
-                    ),
+                    format!("unknown {} alias \"{s}\" ({hint}{defined} in [{table}])", &table[..table.len() - 1]),
                 );
                 None
             }
-            (_, other) => bad(
-                self,
-                format!("expected {}, got {}", kind_noun(kind), type_name(other)),
-            ),
+            (_, other) => bad(self, format!("expected {}, got {}", kind_noun(kind), type_name(other))),
         }
     }
 
@@ -443,25 +343,22 @@ impl<'a> Validator<'a> {
         &mut self,
         node: Option<&Node<'_>>,
         doc: Range<usize>,
-        models: &BTreeMap<String, ModelSource>,
-        datasets: &BTreeMap<String, DatasetEntry>,
+        declared: [Option<&Node<'_>>; 2],
+        parsed: (&BTreeMap<String, ModelSource>, &BTreeMap<String, DatasetEntry>),
     ) -> Option<Grid> {
+        let [models_node, datasets_node] = declared;
+        let (models, datasets) = parsed;
         let Some(node) = node else {
-            self.err(
-                doc,
-                "grid",
-                "missing table (add [grid] with models, schemes, learning_rates, datasets)",
-            );
+            self.err(doc, "grid", "missing table (add [grid] with models, schemes, learning_rates, datasets)");
             return None;
         };
         let t = self.table(node, "grid")?;
         self.unknown_keys(t, "grid", &keys::grid_keys());
-        let model_names: Vec<String> = models.keys().cloned().collect();
-        let dataset_names: Vec<String> = datasets.keys().cloned().collect();
-        let aliases = Aliases {
-            models: &model_names,
-            datasets: &dataset_names,
-        };
+        // Aliases count as defined even when their table has errors (reported there), so one
+        // mistake does not cascade into "unknown alias" errors.
+        let model_names = defined(table_keys(models_node), models.keys());
+        let dataset_names = defined(table_keys(datasets_node), datasets.keys());
+        let aliases = Aliases { models: &model_names, datasets: &dataset_names };
         let mut grid = Grid::default();
         let mut complete = true;
         for (key, param, kind) in keys::MAIN_AXES {
@@ -470,14 +367,12 @@ impl<'a> Validator<'a> {
                     Some(vals) => grid.axes.push((param.to_string(), vals)),
                     None => complete = false,
                 },
-                None if *key == "seeds" => grid
-                    .axes
-                    .push(("seed".into(), vec![ParamValue::Int(keys::DEFAULT_SEED)])),
+                None if *key == "seeds" => grid.axes.push(("seed".into(), vec![ParamValue::Int(keys::DEFAULT_SEED)])),
                 None => {
                     self.err(
                         node.span(),
                         &format!("grid.{key}"),
-                        format!("missing axis (a non-empty list of {})", kind.allowed()),
+                        format!("missing axis (a non-empty list; each value {})", kind.allowed()),
                     );
                     complete = false;
                 }
@@ -486,9 +381,7 @@ impl<'a> Validator<'a> {
         for spec in keys::TRAIN_KEYS {
             if let Some(values) = t.get(spec.name) {
                 match self.axis(values, &format!("grid.{}", spec.name), spec.kind, &aliases) {
-                    Some(vals) => grid
-                        .axes
-                        .insert(grid.axes.len() - 1, (spec.name.to_string(), vals)),
+                    Some(vals) => grid.axes.insert(grid.axes.len() - 1, (spec.name.to_string(), vals)),
                     None => complete = false,
                 }
             }
@@ -499,31 +392,18 @@ impl<'a> Validator<'a> {
     }
 
     /// A non-empty list of distinct values of one kind.
-    fn axis(
-        &mut self,
-        node: &Node<'_>,
-        path: &str,
-        kind: Kind,
-        aliases: &Aliases<'_>,
-    ) -> Option<Vec<ParamValue>> {
+    fn axis(&mut self, node: &Node<'_>, path: &str, kind: Kind, aliases: &Aliases<'_>) -> Option<Vec<ParamValue>> {
         let DeValue::Array(items) = node.get_ref() else {
             let got = type_name(node.get_ref());
             self.err(
                 node.span(),
                 path,
-                format!(
-                    "expected a list, got {got} (a list of {}, e.g. [a, b])",
-                    kind.allowed()
-                ),
+                format!("expected a list, got {got} (a non-empty list; each value {}; e.g. [a, b])", kind.allowed()),
             );
             return None;
         };
         if items.is_empty() {
-            self.err(
-                node.span(),
-                path,
-                format!("empty axis (at least one value: {})", kind.allowed()),
-            );
+            self.err(node.span(), path, format!("empty axis (at least one value: {})", kind.allowed()));
             return None;
         }
         let mut out: Vec<ParamValue> = Vec::new();
@@ -532,11 +412,7 @@ impl<'a> Validator<'a> {
             let item_path = format!("{path}[{i}]");
             match self.value(item, &item_path, kind, aliases) {
                 Some(v) if out.iter().any(|o| o.canonical() == v.canonical()) => {
-                    self.err(
-                        item.span(),
-                        &item_path,
-                        format!("duplicate value {} (each value once)", v.canonical()),
-                    );
+                    self.err(item.span(), &item_path, format!("duplicate value {} (each value once)", v.canonical()));
                     ok = false;
                 }
                 Some(v) => out.push(v),
@@ -555,14 +431,7 @@ impl<'a> Validator<'a> {
     ) -> Vec<BTreeMap<String, ParamValue>> {
         let Some(node) = node else { return Vec::new() };
         let DeValue::Array(items) = node.get_ref() else {
-            self.err(
-                node.span(),
-                path,
-                format!(
-                    "expected a list of tables, got {}",
-                    type_name(node.get_ref())
-                ),
-            );
+            self.err(node.span(), path, format!("expected a list of tables, got {}", type_name(node.get_ref())));
             return Vec::new();
         };
         let names = keys::param_names();
@@ -573,11 +442,7 @@ impl<'a> Validator<'a> {
                 continue;
             };
             if t.is_empty() {
-                self.err(
-                    item.span(),
-                    &item_path,
-                    format!("empty filter (name run parameters: {})", quoted(&names)),
-                );
+                self.err(item.span(), &item_path, format!("empty filter (name run parameters: {})", quoted(&names)));
                 continue;
             }
             self.unknown_keys(t, &item_path, &names);
@@ -611,14 +476,7 @@ impl<'a> Validator<'a> {
         }
         let int = |me: &mut Self, key: &str, min: i64| {
             t.get(key)
-                .and_then(|v| {
-                    me.value(
-                        v,
-                        &format!("schedule.{key}"),
-                        Kind::Int { min },
-                        &Aliases::none(),
-                    )
-                })
+                .and_then(|v| me.value(v, &format!("schedule.{key}"), Kind::Int { min }, &Aliases::none()))
                 .and_then(|v| v.as_i64())
                 .map(|i| i as usize)
         };
@@ -637,8 +495,7 @@ impl<'a> Validator<'a> {
 
     /// Seconds from an integer or a string like "90s", "30m", "2h", "1h30m".
     fn duration(&mut self, node: &Node<'_>, path: &str) -> Option<u64> {
-        let allowed =
-            "seconds as an integer > 0, or a string like \"90s\", \"30m\", \"2h\", \"1h30m\"";
+        let allowed = "seconds as an integer > 0, or a string like \"90s\", \"30m\", \"2h\", \"1h30m\"";
         let parsed = match node.get_ref() {
             DeValue::Integer(i) => int_of(i).filter(|&x| x > 0).map(|x| x as u64),
             DeValue::String(s) => parse_duration(s),
@@ -658,10 +515,7 @@ impl<'a> Validator<'a> {
         let names: Vec<&str> = keys::SLURM_KEYS.iter().map(|(k, _)| *k).collect();
         self.unknown_keys(t, "slurm", &names);
         for (key, kind) in keys::SLURM_KEYS {
-            if let Some(v) = t
-                .get(*key)
-                .and_then(|v| self.value(v, &format!("slurm.{key}"), *kind, &Aliases::none()))
-            {
+            if let Some(v) = t.get(*key).and_then(|v| self.value(v, &format!("slurm.{key}"), *kind, &Aliases::none())) {
                 s.values.insert(key.to_string(), v);
             }
         }
@@ -676,11 +530,24 @@ struct Aliases<'a> {
 
 impl Aliases<'_> {
     fn none() -> Aliases<'static> {
-        Aliases {
-            models: &[],
-            datasets: &[],
-        }
+        Aliases { models: &[], datasets: &[] }
     }
+}
+
+/// Keys of a table node (empty when it is not a table).
+fn table_keys(node: Option<&Node<'_>>) -> Vec<String> {
+    match node.map(|n| n.get_ref()) {
+        Some(DeValue::Table(t)) => t.iter().map(|(k, _)| k.get_ref().to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn defined<'k>(declared: Vec<String>, parsed: impl Iterator<Item = &'k String>) -> Vec<String> {
+    let mut all = declared;
+    all.extend(parsed.cloned());
+    all.sort();
+    all.dedup();
+    all
 }
 
 fn join(path: &str, key: &str) -> String {

@@ -116,53 +116,46 @@ impl Store {
     }
 
     pub fn write_result(&self, result: &RunResult) -> Result<(), StoreError> {
-        let mut text = serde_json::to_string_pretty(result).map_err(|e| StoreError::Encode {
-            path: self.result_path(&result.id),
-            message: e.to_string(),
-        })?;
+        let mut text = serde_json::to_string_pretty(result)
+            .map_err(|e| StoreError::Encode { path: self.result_path(&result.id), message: e.to_string() })?;
         text.push('\n');
         write_atomic(&self.result_path(&result.id), text.as_bytes())
     }
 
-    /// Removes a previous result so a forced or retried run starts clean.
+    /// Removes a previous result, and temp files a killed writer left, so a run starts clean.
     pub fn clear_result(&self, id: &str) -> Result<(), StoreError> {
         let path = self.result_path(id);
-        match fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(StoreError::Io { path, source: e })
+        if let Err(e) = fs::remove_file(&path) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(StoreError::Io { path, source: e });
             }
-            _ => Ok(()),
         }
+        if let Ok(entries) = fs::read_dir(self.run_dir(id)) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') && name.contains(".tmp.") {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn write_epochs(&self, id: &str, rows: &[EpochRow]) -> Result<(), StoreError> {
         let path = self.epochs_path(id);
         let mut w = csv::Writer::from_writer(Vec::new());
         for row in rows {
-            w.serialize(row).map_err(|e| StoreError::Encode {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            w.serialize(row).map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
         }
-        let bytes = w.into_inner().map_err(|e| StoreError::Encode {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes = w.into_inner().map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
         write_atomic(&path, &bytes)
     }
 
     pub fn read_epochs(&self, id: &str) -> Result<Vec<EpochRow>, StoreError> {
         let path = self.epochs_path(id);
-        let mut r = csv::Reader::from_path(&path).map_err(|e| StoreError::Encode {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        r.deserialize()
-            .collect::<Result<_, _>>()
-            .map_err(|e| StoreError::Encode {
-                path,
-                message: e.to_string(),
-            })
+        let mut r = csv::Reader::from_path(&path)
+            .map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
+        r.deserialize().collect::<Result<_, _>>().map_err(|e| StoreError::Encode { path, message: e.to_string() })
     }
 
     pub fn write_predictions(&self, id: &str, conll: &str) -> Result<(), StoreError> {
@@ -172,16 +165,9 @@ impl Store {
     /// Appends a line to the run's log.
     pub fn log(&self, id: &str, line: &str) -> Result<(), StoreError> {
         let path = self.log_path(id);
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| StoreError::Io { path: path.clone(), source };
         fs::create_dir_all(self.run_dir(id)).map_err(io)?;
-        let mut f = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+        let mut f = fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
         writeln!(f, "{line}").map_err(io)
     }
 

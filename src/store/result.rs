@@ -55,9 +55,7 @@ impl ToolInfo {
         ToolInfo {
             name: env!("CARGO_PKG_NAME").into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            git_commit: option_env!("NERGRID_GIT_COMMIT")
-                .unwrap_or("unknown")
-                .into(),
+            git_commit: option_env!("NERGRID_GIT_COMMIT").unwrap_or("unknown").into(),
         }
     }
 }
