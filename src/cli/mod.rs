@@ -1,6 +1,56 @@
 //! Command-line interface: parses arguments and wires the library modules together.
+//! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
+
+mod grid;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+/// Declarative experiment grids for fine-tuning transformer encoders on NER.
+#[derive(Parser, Debug)]
+#[command(name = "nergrid", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a grid spec and report every problem with its location.
+    Validate(grid::ValidateArgs),
+    /// List the runs of a grid with their ids, parameters and status.
+    Plan(grid::PlanArgs),
+    /// Execute the runs of a grid that are not done yet.
+    Run(grid::RunArgs),
+    /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
+    Report(grid::ReportArgs),
+}
+
+/// Exit code for usage and spec errors.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit code when runs failed or an operation could not complete.
+pub const EXIT_FAILED: i32 = 1;
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { 0 };
+        }
+    };
+    let result = match cli.command {
+        Command::Validate(a) => grid::validate(a),
+        Command::Plan(a) => grid::plan(a),
+        Command::Run(a) => grid::run(a),
+        Command::Report(a) => grid::report(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_FAILED
+        }
+    }
 }

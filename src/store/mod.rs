@@ -1,1 +1,25 @@
-//! store (to be filled in)
+//! Store: the results directory layout, crash-safe writes, and run states for resume.
+
+mod atomic;
+mod layout;
+mod result;
+mod time;
+
+use std::path::PathBuf;
+
+pub use atomic::write_atomic;
+pub use layout::{RunState, Store};
+pub use result::{ClassScores, EpochRow, RunResult, RunStatus, Scores, Timings, ToolInfo};
+pub use time::{now_rfc3339, rfc3339};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: i/o error", path = path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot encode: {message}", path = path.display())]
+    Encode { path: PathBuf, message: String },
+}

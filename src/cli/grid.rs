@@ -1,0 +1,208 @@
+//! `validate`, `plan`, `run` and `report`: the grid lifecycle.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+
+use super::output::PlainProgress;
+use super::{EXIT_FAILED, EXIT_USAGE};
+use crate::plan::{expand, parse_shard, select, Plan};
+use crate::schedule::{run_sweep, DryRunTrainer, SweepOptions, Trainer};
+use crate::spec::{self, Spec, SpecLoadError};
+use crate::store::Store;
+
+#[derive(Args, Debug)]
+pub struct ValidateArgs {
+    /// The grid spec (TOML).
+    spec: PathBuf,
+}
+
+#[derive(Copy, Clone, Debug, ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The grid spec (TOML).
+    spec: PathBuf,
+    #[arg(long, value_enum, default_value = "table")]
+    format: PlanFormat,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The grid spec (TOML).
+    spec: PathBuf,
+    /// Use the dry-run trainer: metrics are a function of the run id, nothing is trained.
+    #[arg(long)]
+    dry_run: bool,
+    /// Run only this plan index (repeatable).
+    #[arg(long = "index", value_name = "I")]
+    indices: Vec<usize>,
+    /// Run only shard K of N (1-based): runs whose index % N == K-1.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Run again even runs that are done.
+    #[arg(long)]
+    force: bool,
+    /// Run again the runs that failed.
+    #[arg(long)]
+    rerun_failed: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// A grid spec (TOML) or a results directory.
+    target: PathBuf,
+}
+
+/// Loads a spec, printing its errors; `None` means exit with `EXIT_USAGE`.
+fn load_spec(path: &Path) -> Option<Spec> {
+    match spec::load(path) {
+        Ok(s) => Some(s),
+        Err(SpecLoadError::Invalid(errors)) => {
+            eprintln!("{errors}");
+            eprintln!("{}: {} error(s)", path.display(), errors.0.len());
+            None
+        }
+        Err(e @ SpecLoadError::Read { .. }) => {
+            eprintln!("error: {e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default());
+            None
+        }
+    }
+}
+
+pub fn validate(args: ValidateArgs) -> anyhow::Result<i32> {
+    let Some(spec) = load_spec(&args.spec) else { return Ok(EXIT_USAGE) };
+    let plan = expand(&spec);
+    println!("{}: ok: experiment \"{}\", {} runs", args.spec.display(), spec.experiment.name, plan.runs.len());
+    Ok(0)
+}
+
+pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
+    let Some(spec) = load_spec(&args.spec) else { return Ok(EXIT_USAGE) };
+    let plan = expand(&spec);
+    let store = Store::new(&spec.experiment.output_dir);
+    let statuses: Vec<&str> = plan.runs.iter().map(|r| store.state(&r.id).label()).collect();
+    let text = match args.format {
+        PlanFormat::Json => plan_json(&plan, &statuses),
+        PlanFormat::Csv => plan_csv(&plan, &statuses)?,
+        PlanFormat::Table => plan_table(&plan, &statuses),
+    };
+    print!("{text}");
+    Ok(0)
+}
+
+fn plan_json(plan: &Plan, statuses: &[&str]) -> String {
+    let rows: Vec<serde_json::Value> = plan
+        .runs
+        .iter()
+        .zip(statuses)
+        .map(|(r, s)| {
+            let params: serde_json::Map<String, serde_json::Value> =
+                r.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+            serde_json::json!({ "index": r.index, "id": r.id, "status": s, "params": params })
+        })
+        .collect();
+    format!("{}\n", serde_json::to_string_pretty(&rows).unwrap_or_default())
+}
+
+fn plan_csv(plan: &Plan, statuses: &[&str]) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["index".to_string(), "id".into(), "status".into()];
+    header.extend(plan.axes.iter().cloned());
+    w.write_record(&header)?;
+    for (r, s) in plan.runs.iter().zip(statuses) {
+        let mut row = vec![r.index.to_string(), r.id.clone(), s.to_string()];
+        row.extend(plan.axes.iter().map(|a| r.params.get(a).map(|v| v.canonical()).unwrap_or_default()));
+        w.write_record(&row)?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+fn plan_table(plan: &Plan, statuses: &[&str]) -> String {
+    let mut header = vec!["index".to_string(), "id".into(), "status".into()];
+    header.extend(plan.axes.iter().cloned());
+    let mut rows = vec![header];
+    for (r, s) in plan.runs.iter().zip(statuses) {
+        let mut row = vec![r.index.to_string(), r.id.clone(), s.to_string()];
+        row.extend(plan.axes.iter().map(|a| r.params.get(a).map(|v| v.canonical()).unwrap_or_default()));
+        rows.push(row);
+    }
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<i32> {
+    let Some(spec) = load_spec(&args.spec) else { return Ok(EXIT_USAGE) };
+    let plan = expand(&spec);
+    let shard = match args.shard.as_deref().map(parse_shard).transpose() {
+        Ok(s) => s,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let runs = match select(&plan, &args.indices, shard) {
+        Ok(r) => r,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let trainer: Box<dyn Trainer> = if args.dry_run {
+        eprintln!("dry run: metrics are a deterministic function of each run id; nothing is trained");
+        Box::new(DryRunTrainer::from_env())
+    } else {
+        anyhow::bail!("real training is not wired in yet; use --dry-run");
+    };
+    let store = Store::new(&spec.experiment.output_dir);
+    let opts = SweepOptions { force: args.force, rerun_failed: args.rerun_failed, device: "cpu".into() };
+    let mut progress = PlainProgress::new();
+    let summary = run_sweep(&spec, &runs, &store, trainer.as_ref(), &opts, &mut |e| {
+        if let Some(line) = progress.line(&e) {
+            eprintln!("{line}");
+        }
+    })
+    .with_context(|| format!("sweep over {}", store.root().display()))?;
+    eprintln!(
+        "executed {}, succeeded {}, failed {}, skipped {} done and {} failed; results in {}",
+        summary.executed,
+        summary.succeeded,
+        summary.failed,
+        summary.skipped_done,
+        summary.skipped_failed,
+        store.root().display()
+    );
+    Ok(if summary.all_done() { 0 } else { EXIT_FAILED })
+}
+
+pub fn report(args: ReportArgs) -> anyhow::Result<i32> {
+    let root = if args.target.is_dir() {
+        args.target.clone()
+    } else {
+        let Some(spec) = load_spec(&args.target) else { return Ok(EXIT_USAGE) };
+        spec.experiment.output_dir
+    };
+    if !root.join("runs").is_dir() {
+        eprintln!("error: {}: no stored runs (run the grid first)", root.display());
+        return Ok(EXIT_USAGE);
+    }
+    let files = crate::report::write_report(&Store::new(&root))?;
+    println!("{}", files.markdown.display());
+    for w in &files.inputs.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(0)
+}

@@ -1,0 +1,57 @@
+//! The seam between the scheduler and whatever produces a run's numbers.
+
+use std::collections::BTreeMap;
+
+use crate::plan::RunSpec;
+use crate::spec::Spec;
+use crate::store::{ClassScores, EpochRow, Scores, Store};
+
+/// What a trainer gets besides the run itself.
+pub struct RunContext<'a> {
+    pub spec: &'a Spec,
+    pub store: &'a Store,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    /// Micro-batches per optimizer step (doubled on out-of-memory retries).
+    pub grad_accum: usize,
+}
+
+/// Live progress of one run, for the progress display.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunProgress {
+    pub epoch: usize,
+    pub epochs: usize,
+    pub step: usize,
+    pub steps: usize,
+    pub loss: f64,
+    pub val_f1: Option<f64>,
+}
+
+/// The numbers and files a finished run hands to the store.
+#[derive(Debug, Clone, Default)]
+pub struct RunOutput {
+    pub test: Scores,
+    pub validation: Option<Scores>,
+    pub best_epoch: Option<usize>,
+    pub report: BTreeMap<String, ClassScores>,
+    pub epochs: Vec<EpochRow>,
+    /// `word gold pred` lines, blank line between sentences (the input of `nergrid eval`).
+    pub predictions: Option<String>,
+    pub train_seconds: Option<f64>,
+    pub train_tokens_per_sec: Option<f64>,
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Produces the results of one run.
+pub trait Trainer: Sync {
+    /// True for the dry-run trainer, whose numbers are not from training.
+    fn is_dry_run(&self) -> bool;
+    fn train(
+        &self,
+        run: &RunSpec,
+        ctx: &RunContext<'_>,
+        progress: &mut dyn FnMut(RunProgress),
+    ) -> anyhow::Result<RunOutput>;
+}

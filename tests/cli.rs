@@ -1,0 +1,246 @@
+//! Drives the real binary through the grid lifecycle: validate, plan, run (dry), a sweep
+//! killed mid-way and resumed, report; plus the usage and spec error paths.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command as StdCommand, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+
+fn nergrid() -> Command {
+    Command::cargo_bin("nergrid").unwrap()
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A 24-run grid whose results go under `dir`.
+fn write_spec(dir: &Path) -> PathBuf {
+    let spec = dir.join("grid.toml");
+    let text = format!(
+        r#"[experiment]
+name = "resume"
+output_dir = "{out}"
+
+[models.a]
+hub = "org/model-a"
+[models.b]
+path = "models/b"
+
+[datasets.toy]
+format = "jsonl"
+path = "toy.jsonl"
+
+[grid]
+models = ["a", "b"]
+schemes = ["BIO", "BIOES"]
+learning_rates = [1e-5, 2e-5, 5e-5]
+datasets = ["toy"]
+seeds = [1, 2]
+
+[train]
+epochs = 2
+"#,
+        out = dir.join("results").display()
+    );
+    fs::write(&spec, text).unwrap();
+    spec
+}
+
+fn results(dir: &Path) -> Vec<PathBuf> {
+    let runs = dir.join("results/runs");
+    let mut out: Vec<PathBuf> = fs::read_dir(&runs)
+        .map(|rd| rd.flatten().map(|e| e.path().join("result.json")).filter(|p| p.exists()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn plan_statuses(spec: &Path) -> Vec<String> {
+    let out = nergrid().args(["plan", "--format", "json"]).arg(spec).output().unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    rows.iter().map(|r| r["status"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn killed_sweep_resumes_with_only_the_missing_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+
+    let out = nergrid().arg("validate").arg(&spec).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("24 runs"));
+    assert_eq!(plan_statuses(&spec), vec!["pending"; 24]);
+
+    // Start a slow dry-run sweep and kill -9 it once a few runs are done.
+    let bin = assert_cmd::cargo::cargo_bin("nergrid");
+    let mut child = StdCommand::new(bin)
+        .args(["run", "--dry-run"])
+        .arg(&spec)
+        .env("NERGRID_DRY_RUN_SLEEP_MS", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while results(dir.path()).len() < 4 {
+        assert!(start.elapsed() < Duration::from_secs(60), "sweep made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before: Vec<(PathBuf, Vec<u8>)> =
+        results(dir.path()).into_iter().map(|p| (p.clone(), fs::read(&p).unwrap())).collect();
+    let done_before = before.len();
+    assert!((4..24).contains(&done_before), "{done_before} runs done before the kill");
+    for (path, bytes) in &before {
+        serde_json::from_slice::<serde_json::Value>(bytes)
+            .unwrap_or_else(|e| panic!("{}: partial file: {e}", path.display()));
+    }
+    let statuses = plan_statuses(&spec);
+    assert_eq!(statuses.iter().filter(|s| *s == "done").count(), done_before);
+
+    // Resume: only the missing runs execute; finished ones are untouched.
+    let out = nergrid().args(["run", "--dry-run"]).arg(&spec).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains(&format!("executed {}, succeeded {}", 24 - done_before, 24 - done_before)), "{stderr}");
+    assert!(stderr.contains(&format!("skipped {done_before} done")), "{stderr}");
+    for (path, bytes) in &before {
+        assert_eq!(&fs::read(path).unwrap(), bytes, "{} was rewritten", path.display());
+    }
+    assert_eq!(plan_statuses(&spec), vec!["done"; 24]);
+    let leftovers: Vec<_> =
+        walk(&dir.path().join("results")).into_iter().filter(|p| p.to_string_lossy().contains(".tmp.")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // A third run does nothing.
+    let out = nergrid().args(["run", "--dry-run"]).arg(&spec).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executed 0,"));
+
+    // Report.
+    let out = nergrid().arg("report").arg(&spec).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let root = dir.path().join("results");
+    let md = fs::read_to_string(root.join("report.md")).unwrap();
+    assert!(md.contains("DRY RUN"), "{md}");
+    assert!(md.contains("24 done, 0 failed, 0 pending"), "{md}");
+    let runs_csv = fs::read_to_string(root.join("runs.csv")).unwrap();
+    assert_eq!(runs_csv.lines().count(), 25);
+    assert!(runs_csv
+        .lines()
+        .next()
+        .unwrap()
+        .starts_with("index,id,status,dry_run,model,scheme,learning_rate,dataset,seed,"));
+    let summary = fs::read_to_string(root.join("summary.csv")).unwrap();
+    assert_eq!(summary.lines().count(), 13, "{summary}");
+    assert!(summary.lines().nth(1).unwrap().starts_with("a,BIO,1e-5,toy,true,2,"), "{summary}");
+    let pivot = fs::read_to_string(root.join("pivot_f1.csv")).unwrap();
+    assert_eq!(pivot.lines().next().unwrap(), "model,scheme,dataset,dry_run,lr=1e-5,lr=2e-5,lr=5e-5");
+    // Reports are deterministic.
+    nergrid().arg("report").arg(&root).assert().success();
+    assert_eq!(fs::read_to_string(root.join("report.md")).unwrap(), md);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn selection_force_and_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+    nergrid().args(["run", "--dry-run", "--index", "0", "--index", "5"]).arg(&spec).assert().success();
+    let statuses = plan_statuses(&spec);
+    assert_eq!(statuses[0], "done");
+    assert_eq!(statuses[5], "done");
+    assert_eq!(statuses.iter().filter(|s| *s == "done").count(), 2);
+    nergrid().args(["run", "--dry-run", "--shard", "2/4"]).arg(&spec).assert().success();
+    let statuses = plan_statuses(&spec);
+    for (i, s) in statuses.iter().enumerate() {
+        assert_eq!(s == "done", i == 0 || i % 4 == 1, "run {i}: {s}");
+    }
+    let out = nergrid().args(["run", "--dry-run", "--force", "--index", "0"]).arg(&spec).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("executed 1,"));
+    nergrid().args(["run", "--dry-run", "--index", "99"]).arg(&spec).assert().code(2);
+    nergrid().args(["run", "--dry-run", "--shard", "0/4"]).arg(&spec).assert().code(2);
+}
+
+#[test]
+fn corrupted_result_is_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(dir.path());
+    nergrid().args(["run", "--dry-run", "--index", "0"]).arg(&spec).assert().success();
+    let result = results(dir.path()).pop().unwrap();
+    fs::write(&result, "{\"id\": \"trunc").unwrap();
+    assert_eq!(plan_statuses(&spec)[0], "pending");
+    let out = nergrid().args(["run", "--dry-run", "--index", "0"]).arg(&spec).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unreadable result") && stderr.contains("executed 1,"), "{stderr}");
+    assert_eq!(plan_statuses(&spec)[0], "done");
+}
+
+#[test]
+fn spec_errors_exit_2_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("bad.toml");
+    fs::write(&spec, "[experiment]\nname = \"x\"\n[grid]\nmodels = [\"nope\"]\nlearning_rate = [1e-5]\n").unwrap();
+    let out = nergrid().arg("validate").arg(&spec).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bad.toml:4:11: grid.models[0]: unknown model alias \"nope\""), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:5:1: grid.learning_rate: unknown key (did you mean \"learning_rates\"?"),
+        "{stderr}"
+    );
+    nergrid().arg("plan").arg(dir.path().join("missing.toml")).assert().code(2);
+    nergrid().arg("frobnicate").assert().code(2);
+    for sub in ["validate", "plan", "run", "report"] {
+        nergrid().args([sub, "--help"]).assert().success();
+    }
+}
+
+#[test]
+fn study_grid_has_twelve_pinned_runs() {
+    let spec = manifest_dir().join("experiments/swedish_bio_vs_bioes.toml");
+    let out = nergrid().args(["plan", "--format", "json"]).arg(&spec).output().unwrap();
+    assert!(out.status.success());
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = rows.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "kb-bert-bio-lr1e-5-swedish_1177_hub-s67-03b09c3a",
+            "kb-bert-bio-lr2e-5-swedish_1177_hub-s67-2d7290e8",
+            "kb-bert-bio-lr5e-5-swedish_1177_hub-s67-cc43f748",
+            "kb-bert-bioes-lr1e-5-swedish_1177_hub-s67-48c81857",
+            "kb-bert-bioes-lr2e-5-swedish_1177_hub-s67-8cb89657",
+            "kb-bert-bioes-lr5e-5-swedish_1177_hub-s67-615c5817",
+            "mbert-bio-lr1e-5-swedish_1177_hub-s67-fbad18b8",
+            "mbert-bio-lr2e-5-swedish_1177_hub-s67-35c75f2c",
+            "mbert-bio-lr5e-5-swedish_1177_hub-s67-83ed2574",
+            "mbert-bioes-lr1e-5-swedish_1177_hub-s67-7fb4de18",
+            "mbert-bioes-lr2e-5-swedish_1177_hub-s67-f813aa8c",
+            "mbert-bioes-lr5e-5-swedish_1177_hub-s67-5fb08b4c",
+        ]
+    );
+    let first = &rows[0]["params"];
+    assert_eq!(first["epochs"], 5);
+    assert_eq!(first["batch_size"], 16);
+    assert_eq!(first["max_length"], 256);
+    assert_eq!(first["weight_decay"], 0.01);
+    assert_eq!(first["learning_rate"], 1e-5);
+    assert_eq!(first["seed"], 67);
+}
