@@ -19,9 +19,7 @@ use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let shared = std::env::var_os("NERGRID_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared"));
+    let shared = std::env::var_os("NERGRID_SHARED").map(PathBuf::from).unwrap_or_else(|| root.join("../shared"));
     let model = std::env::var_os("NERGRID_BENCH_MODEL")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("models/all-MiniLM-L6-v2"));
@@ -33,16 +31,9 @@ fn main() -> anyhow::Result<()> {
     let (train_set, rest) = sentences.split_at(666.min(sentences.len()));
     let (validation, test) = rest.split_at(75.min(rest.len()));
     let epochs = env_usize("NERGRID_BENCH_EPOCHS", 1);
-    let cfg = TrainConfig {
-        epochs,
-        batch_size: 16,
-        learning_rate: 1e-4,
-        seed: 1,
-        ..TrainConfig::default()
-    };
-    let labels: Vec<String> = ["O", "B-DISORDER", "I-DISORDER", "B-DRUG", "I-DRUG", "B-BODY", "I-BODY"]
-        .map(String::from)
-        .to_vec();
+    let cfg = TrainConfig { epochs, batch_size: 16, learning_rate: 1e-4, seed: 1, ..TrainConfig::default() };
+    let labels: Vec<String> =
+        ["O", "B-DISORDER", "I-DISORDER", "B-DRUG", "I-DRUG", "B-BODY", "I-BODY"].map(String::from).to_vec();
     let step_limit = env_usize("NERGRID_BENCH_STEPS", usize::MAX);
     let mut last = Instant::now();
     let mut on_event = |e: TrainEvent| match e {
@@ -58,7 +49,8 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     };
     let started = Instant::now();
-    let outcome = train::train(&model, &labels, train_set, validation, test, &cfg, &Device::Cpu, &token_accuracy, &mut on_event)?;
+    let outcome =
+        train::train(&model, &labels, train_set, validation, test, &cfg, &Device::Cpu, &token_accuracy, &mut on_event)?;
     let total = started.elapsed().as_secs_f64();
     let epoch_seconds: f64 = outcome.epochs.iter().map(|e| e.seconds).sum::<f64>() / epochs as f64;
     println!("model            {}", model.display());
@@ -66,7 +58,11 @@ fn main() -> anyhow::Result<()> {
     println!("threads          {}", rayon::current_num_threads());
     println!("train tokens     {} per epoch", outcome.train_tokens_per_epoch);
     println!("seconds/epoch    {epoch_seconds:.2} (training only; validation {:.2})", outcome.epochs[0].eval_seconds);
-    println!("train tokens/s   {:.0} (epoch loop incl. validation: {:.0})", outcome.train_tokens_per_epoch as f64 / epoch_seconds, outcome.train_tokens_per_sec);
+    println!(
+        "train tokens/s   {:.0} (epoch loop incl. validation: {:.0})",
+        outcome.train_tokens_per_epoch as f64 / epoch_seconds,
+        outcome.train_tokens_per_sec
+    );
     println!("peak RSS         {:.0} MiB", peak_rss_mib());
     println!("total            {total:.2} s");
     Ok(())

@@ -34,22 +34,12 @@ fn every_parameter_gets_a_gradient() {
         let mut without = Vec::new();
         for (name, var) in m.params().iter() {
             let g = grads.get(var.as_tensor());
-            let norm = g.map(|g| {
-                g.sqr()
-                    .unwrap()
-                    .sum_all()
-                    .unwrap()
-                    .to_scalar::<f32>()
-                    .unwrap()
-            });
+            let norm = g.map(|g| g.sqr().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap());
             if norm.unwrap_or(0.0) == 0.0 {
                 without.push(name.to_string());
             }
         }
-        assert!(
-            without.is_empty(),
-            "{model_type}: no gradient for {without:?}"
-        );
+        assert!(without.is_empty(), "{model_type}: no gradient for {without:?}");
     }
 }
 
@@ -58,15 +48,10 @@ fn evaluation_is_deterministic_and_dropout_changes_training_outputs() {
     let cfg = tiny_config("bert");
     let m = model::random_model(&cfg, &labels(), 3, &Device::Cpu).unwrap();
     let inputs = Inputs::new(&[vec![2u32, 5, 6, 3]], &cfg, &Device::Cpu).unwrap();
-    let eval =
-        |m: &model::TokenClassifier| m.forward(&inputs, None).unwrap().to_vec2::<f32>().unwrap();
+    let eval = |m: &model::TokenClassifier| m.forward(&inputs, None).unwrap().to_vec2::<f32>().unwrap();
     assert_eq!(eval(&m), eval(&m));
     let mut d = Dropout::new(9);
-    let train = m
-        .forward(&inputs, Some(&mut d))
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let train = m.forward(&inputs, Some(&mut d)).unwrap().to_vec2::<f32>().unwrap();
     assert_ne!(train, eval(&m));
     let again = model::random_model(&cfg, &labels(), 3, &Device::Cpu).unwrap();
     assert_eq!(eval(&again), eval(&m));
@@ -80,25 +65,16 @@ use nergrid::train::{self, EvalScores, TrainConfig, TrainEvent, TrainSentence};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-const FILLER: [&str; 10] = [
-    "the", "a", "went", "to", "saw", "and", "with", "met", "in", "today",
-];
+const FILLER: [&str; 10] = ["the", "a", "went", "to", "saw", "and", "with", "met", "in", "today"];
 const PEOPLE: [&str; 6] = ["anna", "erik", "maria", "johan", "karin", "lars"];
 const PLACES: [&str; 6] = ["stockholm", "uppsala", "paris", "berlin", "oslo", "rome"];
 
 /// WordPiece vocabulary: specials, filler, names, and pieces that split some place names.
 fn vocab() -> Vec<String> {
-    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
-        .map(String::from)
-        .to_vec();
+    let mut v: Vec<String> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].map(String::from).to_vec();
     v.extend(FILLER.iter().chain(&PEOPLE).map(|s| s.to_string()));
     // "stockholm" -> stock ##holm, "uppsala" -> upp ##sala; the rest are whole words.
-    v.extend(
-        [
-            "stock", "##holm", "upp", "##sala", "paris", "berlin", "oslo", "rome", "city", "of",
-        ]
-        .map(String::from),
-    );
+    v.extend(["stock", "##holm", "upp", "##sala", "paris", "berlin", "oslo", "rome", "city", "of"].map(String::from));
     v
 }
 
@@ -133,9 +109,7 @@ fn toy_corpus(range: std::ops::Range<usize>) -> Vec<TrainSentence> {
 }
 
 fn toy_labels() -> Vec<String> {
-    ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
-        .map(String::from)
-        .to_vec()
+    ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"].map(String::from).to_vec()
 }
 
 /// A directory with config.json, vocab.txt and random weights saved under a `bert.` prefix.
@@ -154,11 +128,7 @@ fn tiny_model_dir(dir: &Path) -> PathBuf {
     // Two labels: the saved head does not fit the toy label set and is replaced.
     let labels = ["O", "X"].map(String::from).to_vec();
     let m = model::random_model(&cfg, &labels, 11, &Device::Cpu).unwrap();
-    std::fs::write(
-        dir.join("model.safetensors"),
-        safetensors_bytes(&m).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(dir.join("model.safetensors"), safetensors_bytes(&m).unwrap()).unwrap();
     dir.to_path_buf()
 }
 
@@ -167,11 +137,7 @@ fn entity_scores(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Result<E
     fn chunks(tags: &[String], sentence: usize) -> HashSet<(usize, usize, usize, String)> {
         let mut out = HashSet::new();
         let mut open: Option<(usize, String)> = None;
-        for (i, t) in tags
-            .iter()
-            .chain(std::iter::once(&"O".to_string()))
-            .enumerate()
-        {
+        for (i, t) in tags.iter().chain(std::iter::once(&"O".to_string())).enumerate() {
             let (p, ty) = t.split_once('-').unwrap_or(("O", ""));
             let continues = p == "I" && open.as_ref().is_some_and(|(_, o)| o == ty);
             if !continues {
@@ -195,38 +161,14 @@ fn entity_scores(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Result<E
         total += gs.len();
     }
     let hit = g.intersection(&p).count() as f64;
-    let precision = if p.is_empty() {
-        0.0
-    } else {
-        hit / p.len() as f64
-    };
-    let recall = if g.is_empty() {
-        0.0
-    } else {
-        hit / g.len() as f64
-    };
-    let f1 = if hit == 0.0 {
-        0.0
-    } else {
-        2.0 * precision * recall / (precision + recall)
-    };
-    Ok(EvalScores {
-        precision,
-        recall,
-        f1,
-        accuracy: right as f64 / total.max(1) as f64,
-    })
+    let precision = if p.is_empty() { 0.0 } else { hit / p.len() as f64 };
+    let recall = if g.is_empty() { 0.0 } else { hit / g.len() as f64 };
+    let f1 = if hit == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
+    Ok(EvalScores { precision, recall, f1, accuracy: right as f64 / total.max(1) as f64 })
 }
 
 fn toy_config(seed: u64) -> TrainConfig {
-    TrainConfig {
-        epochs: 8,
-        batch_size: 16,
-        learning_rate: 3e-3,
-        max_length: 32,
-        seed,
-        ..TrainConfig::default()
-    }
+    TrainConfig { epochs: 8, batch_size: 16, learning_rate: 3e-3, max_length: 32, seed, ..TrainConfig::default() }
 }
 
 fn run_toy(dir: &Path, cfg: &TrainConfig, events: &mut Vec<TrainEvent>) -> train::TrainOutcome {
@@ -256,28 +198,16 @@ fn tiny_bert_learns_the_toy_corpus() {
     assert!(outcome.test.f1 > 0.9, "test F1 {:?}", outcome.test);
     assert!(outcome.epochs[0].train_loss > outcome.epochs.last().unwrap().train_loss);
     // The saved head had 2 labels: it is replaced and reported missing, as are no others.
-    assert_eq!(
-        outcome.missing_tensors,
-        vec!["classifier.weight", "classifier.bias"]
-    );
-    assert!(
-        outcome.unexpected_tensors.is_empty(),
-        "{:?}",
-        outcome.unexpected_tensors
-    );
-    let steps = events
-        .iter()
-        .filter(|e| matches!(e, TrainEvent::Step { .. }))
-        .count();
+    assert_eq!(outcome.missing_tensors, vec!["classifier.weight", "classifier.bias"]);
+    assert!(outcome.unexpected_tensors.is_empty(), "{:?}", outcome.unexpected_tensors);
+    let steps = events.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count();
     assert_eq!(steps, 8 * 13);
     assert_eq!(outcome.test_pred.len(), 40);
 
+    predict_cli_tags_raw_text(&outcome, tmp.path());
+
     // The same pipeline without learning (a vanishing learning rate) stays far below.
-    let frozen = TrainConfig {
-        learning_rate: 1e-12,
-        epochs: 1,
-        ..toy_config(5)
-    };
+    let frozen = TrainConfig { learning_rate: 1e-12, epochs: 1, ..toy_config(5) };
     let untrained = run_toy(&dir, &frozen, &mut Vec::new());
     assert!(untrained.test.f1 < 0.5, "untrained F1 {:?}", untrained.test);
 }
@@ -286,18 +216,11 @@ fn tiny_bert_learns_the_toy_corpus() {
 fn same_seed_same_run_other_seed_other_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model_dir(tmp.path());
-    let cfg = TrainConfig {
-        epochs: 2,
-        ..toy_config(21)
-    };
+    let cfg = TrainConfig { epochs: 2, ..toy_config(21) };
     let a = run_toy(&dir, &cfg, &mut Vec::new());
     let b = run_toy(&dir, &cfg, &mut Vec::new());
-    let losses = |o: &train::TrainOutcome| {
-        o.epochs
-            .iter()
-            .map(|e| (e.train_loss, e.val_loss, e.val))
-            .collect::<Vec<_>>()
-    };
+    let losses =
+        |o: &train::TrainOutcome| o.epochs.iter().map(|e| (e.train_loss, e.val_loss, e.val)).collect::<Vec<_>>();
     assert_eq!(losses(&a), losses(&b));
     assert_eq!(a.test, b.test);
     assert_eq!(a.test_pred, b.test_pred);
@@ -309,10 +232,7 @@ fn same_seed_same_run_other_seed_other_run() {
 fn exported_model_reloads_with_identical_logits() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model_dir(tmp.path());
-    let cfg = TrainConfig {
-        epochs: 1,
-        ..toy_config(3)
-    };
+    let cfg = TrainConfig { epochs: 1, ..toy_config(3) };
     let outcome = run_toy(&dir, &cfg, &mut Vec::new());
     let out = tmp.path().join("export");
     outcome.save_model(&out).unwrap();
@@ -330,26 +250,14 @@ fn exported_model_reloads_with_identical_logits() {
     assert!(reloaded.unexpected.is_empty(), "{:?}", reloaded.unexpected);
     assert_eq!(reloaded.mapping.prefix.as_deref(), Some("bert."));
     let tok = model::tokenizer::load_tokenizer(&files, 32).unwrap();
-    let words: Vec<String> = ["anna", "went", "to", "stockholm"]
-        .map(String::from)
-        .to_vec();
+    let words: Vec<String> = ["anna", "went", "to", "stockholm"].map(String::from).to_vec();
     let enc = model::tokenizer::encode_words(&tok, &words).unwrap();
     let orig = model::tokenizer::encode_words(&outcome.tokenizer, &words).unwrap();
     assert_eq!(enc, orig);
     let cfg = outcome.model.config();
     let inputs = Inputs::new(&[enc.ids], cfg, &Device::Cpu).unwrap();
-    let before = outcome
-        .model
-        .forward(&inputs, None)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
-    let after = reloaded
-        .model
-        .forward(&inputs, None)
-        .unwrap()
-        .to_vec2::<f32>()
-        .unwrap();
+    let before = outcome.model.forward(&inputs, None).unwrap().to_vec2::<f32>().unwrap();
+    let after = reloaded.model.forward(&inputs, None).unwrap().to_vec2::<f32>().unwrap();
     assert_eq!(before, after);
 }
 
@@ -362,9 +270,7 @@ fn gamma_beta_names_and_unexpected_tensors_are_handled() {
         .iter()
         .filter(|(n, _)| !n.starts_with("classifier"))
         .map(|(n, v)| {
-            let old = n
-                .replace("LayerNorm.weight", "LayerNorm.gamma")
-                .replace("LayerNorm.bias", "LayerNorm.beta");
+            let old = n.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta");
             (format!("bert.{old}"), v.as_tensor().copy().unwrap())
         })
         .collect();
@@ -372,18 +278,13 @@ fn gamma_beta_names_and_unexpected_tensors_are_handled() {
         "cls.predictions.bias".into(),
         candle_core::Tensor::zeros(60, candle_core::DType::F32, &Device::Cpu).unwrap(),
     ));
-    let loaded =
-        model::load::build_model(&cfg, &labels(), tensors, 1, &Device::Cpu, Path::new("x"))
-            .unwrap();
+    let loaded = model::load::build_model(&cfg, &labels(), tensors, 1, &Device::Cpu, Path::new("x")).unwrap();
     assert!(loaded.mapping.renamed_gamma_beta);
     assert_eq!(loaded.missing, vec!["classifier.weight", "classifier.bias"]);
     assert_eq!(loaded.unexpected, vec!["cls.predictions.bias"]);
     let name = "encoder.layer.1.output.LayerNorm.weight";
     let orig = m.params().get(name).to_vec1::<f32>().unwrap();
-    assert_eq!(
-        loaded.model.params().get(name).to_vec1::<f32>().unwrap(),
-        orig
-    );
+    assert_eq!(loaded.model.params().get(name).to_vec1::<f32>().unwrap(), orig);
 }
 
 #[test]
@@ -418,10 +319,7 @@ fn minilm_encoder_matches_candle_transformers_bert() {
     assert_eq!(loaded.missing, vec!["classifier.weight", "classifier.bias"]);
     assert!(loaded.mapping.prefix.is_none());
     let tok = model::tokenizer::load_tokenizer(&files, 256).unwrap();
-    let words: Vec<String> = "Det är också lättare att dosera flytande medicin"
-        .split(' ')
-        .map(String::from)
-        .collect();
+    let words: Vec<String> = "Det är också lättare att dosera flytande medicin".split(' ').map(String::from).collect();
     let short: Vec<String> = words[..3].to_vec();
     let a = model::tokenizer::encode_words(&tok, &words).unwrap().ids;
     let b = model::tokenizer::encode_words(&tok, &short).unwrap().ids;
@@ -435,7 +333,11 @@ fn minilm_encoder_matches_candle_transformers_bert() {
         serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
     // SAFETY: the file is not modified while mapped.
     let vb = unsafe {
-        candle_nn::VarBuilder::from_mmaped_safetensors(&[dir.join("model.safetensors")], candle_core::DType::F32, &Device::Cpu)
+        candle_nn::VarBuilder::from_mmaped_safetensors(
+            &[dir.join("model.safetensors")],
+            candle_core::DType::F32,
+            &Device::Cpu,
+        )
     }
     .unwrap();
     let reference = bert::BertModel::load(vb, &bert_cfg).unwrap();
@@ -466,4 +368,62 @@ fn minilm_tokenizer_json_and_vocab_txt_agree() {
         let y = model::tokenizer::encode_words(&from_vocab, &words).unwrap();
         assert_eq!(x, y, "{line}");
     }
+}
+
+/// `nergrid predict` on the exported toy model finds the toy entities with char offsets.
+fn predict_cli_tags_raw_text(outcome: &train::TrainOutcome, tmp: &Path) {
+    let out = tmp.join("predict-model");
+    outcome.save_model(&out).unwrap();
+    let model = out.to_str().unwrap();
+    let text = "today  anna karin went to stockholm";
+    let json = assert_cmd::Command::cargo_bin("nergrid")
+        .unwrap()
+        .args(["predict", "--model", model, "--format", "json", text])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let line: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let found: Vec<(String, String, u64, u64)> = line["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap().to_string();
+            (s("type"), s("text"), e["start"].as_u64().unwrap(), e["end"].as_u64().unwrap())
+        })
+        .collect();
+    let expected = vec![
+        ("PER".to_string(), "anna karin".to_string(), 7, 17),
+        ("LOC".to_string(), "stockholm".to_string(), 26, 35),
+    ];
+    assert_eq!(found, expected);
+    let text_out = assert_cmd::Command::cargo_bin("nergrid")
+        .unwrap()
+        .args(["predict", "--model", model, text])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(String::from_utf8(text_out).unwrap(), "PER\t7\t17\tanna karin\nLOC\t26\t35\tstockholm\n\n");
+    assert_cmd::Command::cargo_bin("nergrid").unwrap().args(["predict", "--model", model]).assert().code(2);
+}
+
+/// tests/fixtures/tiny_pytorch_model.bin is written by make_pytorch_bin.py (torch's zip
+/// layout without torch): prefixed, gamma/beta names, one transposed tensor.
+#[test]
+fn zip_pytorch_checkpoints_load() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_pytorch_model.bin");
+    let tensors = model::load::read_weights(&path).unwrap();
+    let get = |name: &str| tensors.iter().find(|(n, _)| n == name).unwrap().1.clone();
+    let gamma = get("bert.embeddings.LayerNorm.gamma").to_vec1::<f32>().unwrap();
+    assert_eq!(gamma, vec![1.0, 2.0, 3.0, 4.0]);
+    let weight = get("bert.encoder.layer.0.output.dense.weight").to_vec2::<f32>().unwrap();
+    assert_eq!(weight, vec![vec![0.0, 1.0, 2.0], vec![3.0, 4.0, 5.0]]);
+    let mapping = model::load::detect_names(tensors.iter().map(|(n, _)| n.as_str()));
+    assert_eq!(mapping.prefix.as_deref(), Some("bert."));
+    assert!(mapping.renamed_gamma_beta);
+    assert_eq!(model::load::normalise_name("bert.embeddings.LayerNorm.beta", &mapping), "embeddings.LayerNorm.bias");
 }

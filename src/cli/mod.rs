@@ -3,6 +3,7 @@
 
 mod grid;
 mod output;
+pub mod predict;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,8 @@ enum Command {
     Run(grid::RunArgs),
     /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
     Report(grid::ReportArgs),
+    /// Tag entities in text with a fine-tuned model.
+    Predict(predict::PredictArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -45,6 +48,7 @@ pub fn main() -> i32 {
         Command::Plan(a) => grid::plan(a),
         Command::Run(a) => grid::run(a),
         Command::Report(a) => grid::report(a),
+        Command::Predict(a) => predict::run(a),
     };
     match result {
         Ok(code) => code,

@@ -79,10 +79,7 @@ pub fn align_labels(
 
 /// Words after the last word that kept a sub-word (those truncation removed).
 pub fn truncated_words(first_token: &[Option<usize>]) -> usize {
-    let kept = first_token
-        .iter()
-        .rposition(Option::is_some)
-        .map_or(0, |i| i + 1);
+    let kept = first_token.iter().rposition(Option::is_some).map_or(0, |i| i + 1);
     first_token.len() - kept
 }
 
@@ -90,10 +87,7 @@ pub fn truncated_words(first_token: &[Option<usize>]) -> usize {
 /// `cut` words.
 pub fn entities_cut(tags: &[String], cut: usize) -> usize {
     let first_cut = tags.len() - cut.min(tags.len());
-    chunk_ends(tags)
-        .iter()
-        .filter(|&&end| end >= first_cut)
-        .count()
+    chunk_ends(tags).iter().filter(|&&end| end >= first_cut).count()
 }
 
 /// The last word index of every chunk, with seqeval's default chunking rules.
@@ -129,20 +123,11 @@ fn chunk_ends(tags: &[String]) -> Vec<usize> {
 }
 
 /// Class ids of `tags` under `label_ids`.
-pub fn tag_ids(
-    tags: &[String],
-    label_ids: &HashMap<String, usize>,
-) -> Result<Vec<i64>, AlignError> {
+pub fn tag_ids(tags: &[String], label_ids: &HashMap<String, usize>) -> Result<Vec<i64>, AlignError> {
     tags.iter()
         .enumerate()
         .map(|(word, tag)| {
-            label_ids
-                .get(tag)
-                .map(|&id| id as i64)
-                .ok_or_else(|| AlignError::UnknownTag {
-                    tag: tag.clone(),
-                    word,
-                })
+            label_ids.get(tag).map(|&id| id as i64).ok_or_else(|| AlignError::UnknownTag { tag: tag.clone(), word })
         })
         .collect()
 }
@@ -157,10 +142,7 @@ pub fn align_sentence(
 ) -> Result<AlignedSentence, AlignError> {
     let labels = match tags {
         Some(tags) if tags.len() != words.len() => {
-            return Err(AlignError::Length {
-                words: words.len(),
-                tags: tags.len(),
-            })
+            return Err(AlignError::Length { words: words.len(), tags: tags.len() })
         }
         Some(tags) => tag_ids(tags, label_ids)?,
         None => vec![IGNORE_INDEX; words.len()],
@@ -186,16 +168,7 @@ mod tests {
     }
 
     // [CLS] w0 w1 w1 w2 w2 w2 [SEP]
-    const WORD_IDS: [Option<u32>; 8] = [
-        None,
-        Some(0),
-        Some(1),
-        Some(1),
-        Some(2),
-        Some(2),
-        Some(2),
-        None,
-    ];
+    const WORD_IDS: [Option<u32>; 8] = [None, Some(0), Some(1), Some(1), Some(2), Some(2), Some(2), None];
 
     #[test]
     fn first_sub_word_carries_the_label() {

@@ -24,11 +24,7 @@ pub enum ConfigError {
         source: serde_json::Error,
     },
     #[error("{path}: {key}: {what}")]
-    Unsupported {
-        path: PathBuf,
-        key: &'static str,
-        what: String,
-    },
+    Unsupported { path: PathBuf, key: &'static str, what: String },
 }
 
 /// Encoder families nergrid can fine-tune; they differ in tensor names and small details.
@@ -140,26 +136,17 @@ pub struct Config {
 impl Config {
     /// Reads and normalises `path` (a `config.json`).
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::from_json(&text, path)
     }
 
     /// Parses `text`; `path` only names the source in errors.
     pub fn from_json(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let parse = |source| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source,
-        };
+        let parse = |source| ConfigError::Parse { path: path.to_path_buf(), source };
         let raw: serde_json::Value = serde_json::from_str(text).map_err(parse)?;
         let hf: HfConfig = serde_json::from_value(raw.clone()).map_err(parse)?;
-        normalise(hf, raw).map_err(|(key, what)| ConfigError::Unsupported {
-            path: path.to_path_buf(),
-            key,
-            what,
-        })
+        normalise(hf, raw).map_err(|(key, what)| ConfigError::Unsupported { path: path.to_path_buf(), key, what })
     }
 
     /// Size of one attention head.
@@ -177,11 +164,7 @@ fn normalise(hf: HfConfig, raw: serde_json::Value) -> Result<Config, Unsupported
         Architecture::DistilBert => 0,
         _ => hf.type_vocab_size.unwrap_or(2),
     };
-    let default_pad = if architecture == Architecture::Roberta {
-        1
-    } else {
-        0
-    };
+    let default_pad = if architecture == Architecture::Roberta { 1 } else { 0 };
     Ok(Config {
         architecture,
         vocab_size: hf.vocab_size,
@@ -214,9 +197,7 @@ fn architecture(hf: &HfConfig) -> Result<Architecture, Unsupported> {
         None if by_arch("Bert") => Ok(Architecture::Bert),
         other => Err((
             "model_type",
-            format!(
-                "expected one of \"bert\", \"distilbert\", \"roberta\", \"xlm-roberta\", got {other:?}"
-            ),
+            format!("expected one of \"bert\", \"distilbert\", \"roberta\", \"xlm-roberta\", got {other:?}"),
         )),
     }
 }
@@ -233,10 +214,7 @@ fn check_supported(hf: &HfConfig) -> Result<(), Unsupported> {
         return Err(("sinusoidal_pos_embds", what));
     }
     if hf.num_attention_heads == 0 || hf.hidden_size % hf.num_attention_heads != 0 {
-        let what = format!(
-            "hidden size {} is not a multiple of {} heads",
-            hf.hidden_size, hf.num_attention_heads
-        );
+        let what = format!("hidden size {} is not a multiple of {} heads", hf.hidden_size, hf.num_attention_heads);
         return Err(("num_attention_heads", what));
     }
     Ok(())
@@ -247,10 +225,7 @@ fn activation(name: &str) -> Result<Activation, Unsupported> {
         "gelu" => Ok(Activation::GeluErf),
         "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Ok(Activation::GeluTanh),
         "relu" => Ok(Activation::Relu),
-        other => Err((
-            "hidden_act",
-            format!("expected \"gelu\", \"gelu_new\" or \"relu\", got {other:?}"),
-        )),
+        other => Err(("hidden_act", format!("expected \"gelu\", \"gelu_new\" or \"relu\", got {other:?}"))),
     }
 }
 
@@ -283,10 +258,7 @@ mod tests {
     fn reads_bert_config() {
         let cfg = parse(MINILM).unwrap();
         assert_eq!(cfg.architecture, Architecture::Bert);
-        assert_eq!(
-            (cfg.hidden_size, cfg.num_layers, cfg.num_heads),
-            (384, 6, 12)
-        );
+        assert_eq!((cfg.hidden_size, cfg.num_layers, cfg.num_heads), (384, 6, 12));
         assert_eq!(cfg.head_size(), 32);
         assert_eq!(cfg.activation, Activation::GeluErf);
         assert_eq!(cfg.classifier_dropout, 0.1);
@@ -307,9 +279,7 @@ mod tests {
 
     #[test]
     fn roberta_pads_with_one_by_default() {
-        let text = MINILM
-            .replace("\"bert\"", "\"xlm-roberta\"")
-            .replace("\"pad_token_id\": 0,", "");
+        let text = MINILM.replace("\"bert\"", "\"xlm-roberta\"").replace("\"pad_token_id\": 0,", "");
         let cfg = parse(&text).unwrap();
         assert_eq!(cfg.architecture, Architecture::Roberta);
         assert_eq!(cfg.pad_token_id, 1);
@@ -329,10 +299,7 @@ mod tests {
     fn unknown_model_type_names_the_key() {
         let text = MINILM.replace("\"bert\"", "\"gpt2\"");
         let err = parse(&text).unwrap_err().to_string();
-        assert!(
-            err.starts_with("config.json: model_type: expected one of"),
-            "{err}"
-        );
+        assert!(err.starts_with("config.json: model_type: expected one of"), "{err}");
         assert!(err.contains("\"gpt2\""), "{err}");
     }
 

@@ -44,19 +44,13 @@ pub fn keep_mask(seed: u64, n: usize, p: f64) -> Vec<f32> {
     let threshold = (p * 4_294_967_296.0).min(u32::MAX as f64) as u32;
     let scale = (1.0 / (1.0 - p)) as f32;
     let mut mask = vec![0f32; n];
-    mask.par_chunks_mut(CHUNK)
-        .enumerate()
-        .for_each(|(i, chunk)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(i as u64);
-            for m in chunk.iter_mut() {
-                *m = if rng.next_u32() >= threshold {
-                    scale
-                } else {
-                    0.0
-                };
-            }
-        });
+    mask.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        rng.set_stream(i as u64);
+        for m in chunk.iter_mut() {
+            *m = if rng.next_u32() >= threshold { scale } else { 0.0 };
+        }
+    });
     mask
 }
 
@@ -69,9 +63,7 @@ mod tests {
         let mask = keep_mask(3, 100_000, 0.1);
         let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
         assert!((kept - 0.9).abs() < 0.01, "{kept}");
-        assert!(mask
-            .iter()
-            .all(|&m| m == 0.0 || (m - 1.0 / 0.9).abs() < 1e-6));
+        assert!(mask.iter().all(|&m| m == 0.0 || (m - 1.0 / 0.9).abs() < 1e-6));
     }
 
     #[test]

@@ -73,10 +73,7 @@ struct Linear {
 
 impl Linear {
     fn load(params: &Params, name: &str) -> Linear {
-        Linear {
-            weight: params.tensor(&format!("{name}.weight")),
-            bias: params.tensor(&format!("{name}.bias")),
-        }
+        Linear { weight: params.tensor(&format!("{name}.weight")), bias: params.tensor(&format!("{name}.bias")) }
     }
 
     /// xs: [n, in] -> [n, out]
@@ -125,8 +122,7 @@ struct Embeddings {
 
 impl Embeddings {
     fn load(params: &Params, cfg: &Config) -> Embeddings {
-        let token_type = (cfg.type_vocab_size > 0)
-            .then(|| params.tensor("embeddings.token_type_embeddings.weight"));
+        let token_type = (cfg.type_vocab_size > 0).then(|| params.tensor("embeddings.token_type_embeddings.weight"));
         Embeddings {
             word: params.tensor("embeddings.word_embeddings.weight"),
             position: params.tensor("embeddings.position_embeddings.weight"),
@@ -191,9 +187,7 @@ impl Encoder {
         Encoder {
             cfg: cfg.clone(),
             embeddings: Embeddings::load(params, cfg),
-            layers: (0..cfg.num_layers)
-                .map(|i| Layer::load(params, cfg, i))
-                .collect(),
+            layers: (0..cfg.num_layers).map(|i| Layer::load(params, cfg, i)).collect(),
         }
     }
 
@@ -249,9 +243,6 @@ impl Encoder {
         let probs = ops::masked_softmax(&scores, &inputs.attention_bias, scale)?;
         let probs = maybe_dropout(&probs, self.cfg.attention_dropout, dropout)?;
         let context = probs.matmul(&v)?; // [b, heads, s, d]
-        context
-            .transpose(1, 2)?
-            .contiguous()?
-            .reshape((b * s, heads * d))
+        context.transpose(1, 2)?.contiguous()?.reshape((b * s, heads * d))
     }
 }

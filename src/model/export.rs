@@ -36,11 +36,7 @@ pub enum ExportError {
 }
 
 /// Tokenizer files copied from the source model when present.
-const SIDE_FILES: [&str; 3] = [
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "vocab.txt",
-];
+const SIDE_FILES: [&str; 3] = ["tokenizer_config.json", "special_tokens_map.json", "vocab.txt"];
 
 /// Writes `model` and `tokenizer` into `dir` (created if needed). `source` names the model
 /// it was fine-tuned from, whose tokenizer side files are copied.
@@ -55,8 +51,8 @@ pub fn save_model(
         move |source| ExportError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let config = serde_json::to_vec_pretty(&export_config(model.config(), model.labels()))
-        .expect("a JSON value serialises");
+    let config =
+        serde_json::to_vec_pretty(&export_config(model.config(), model.labels())).expect("a JSON value serialises");
     write_atomic(&dir.join("config.json"), &config)?;
     write_atomic(&dir.join("model.safetensors"), &safetensors_bytes(model)?)?;
     write_tokenizer(tokenizer, &dir.join("tokenizer.json"))?;
@@ -88,16 +84,8 @@ pub fn export_config(cfg: &Config, labels: &[String]) -> Value {
         Value::Object(map) => map.clone(),
         _ => Map::new(),
     };
-    let id2label: Map<String, Value> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (i.to_string(), json!(l)))
-        .collect();
-    let label2id: Map<String, Value> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), json!(i)))
-        .collect();
+    let id2label: Map<String, Value> = labels.iter().enumerate().map(|(i, l)| (i.to_string(), json!(l))).collect();
+    let label2id: Map<String, Value> = labels.iter().enumerate().map(|(i, l)| (l.clone(), json!(i))).collect();
     out.insert("architectures".into(), json!([architecture_name(cfg)]));
     out.insert("id2label".into(), Value::Object(id2label));
     out.insert("label2id".into(), Value::Object(label2id));
@@ -118,11 +106,8 @@ pub fn checkpoint_name(cfg: &Config, name: &str) -> String {
 
 /// The safetensors file of `model` (F32, names sorted, `{"format": "pt"}` metadata).
 pub fn safetensors_bytes(model: &TokenClassifier) -> Result<Vec<u8>, ExportError> {
-    let mut tensors: Vec<(String, &Tensor)> = model
-        .params()
-        .iter()
-        .map(|(name, var)| (checkpoint_name(model.config(), name), var.as_tensor()))
-        .collect();
+    let mut tensors: Vec<(String, &Tensor)> =
+        model.params().iter().map(|(name, var)| (checkpoint_name(model.config(), name), var.as_tensor())).collect();
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
     let mut header = Map::new();
     header.insert("__metadata__".into(), json!({"format": "pt"}));
@@ -131,16 +116,11 @@ pub fn safetensors_bytes(model: &TokenClassifier) -> Result<Vec<u8>, ExportError
         let values = tensor
             .flatten_all()
             .and_then(|t| t.to_vec1::<f32>())
-            .map_err(|source| ExportError::Tensor {
-                name: name.clone(),
-                source,
-            })?;
+            .map_err(|source| ExportError::Tensor { name: name.clone(), source })?;
         let start = data.len();
         data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        header.insert(
-            name.clone(),
-            json!({"dtype": "F32", "shape": tensor.dims(), "data_offsets": [start, data.len()]}),
-        );
+        header
+            .insert(name.clone(), json!({"dtype": "F32", "shape": tensor.dims(), "data_offsets": [start, data.len()]}));
     }
     let mut header = serde_json::to_vec(&Value::Object(header)).expect("a JSON value serialises");
     // The data section starts 8-byte aligned.
@@ -159,20 +139,14 @@ fn write_tokenizer(tokenizer: &tokenizers::Tokenizer, path: &Path) -> Result<(),
     let text = plain
         .with_truncation(None)
         .and_then(|t| t.to_string(false))
-        .map_err(|source| ExportError::Tokenizer {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        .map_err(|source| ExportError::Tokenizer { path: path.to_path_buf(), source })?;
     write_atomic(path, text.as_bytes())
 }
 
 /// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
     let tmp = path.with_extension("tmp");
-    let io = |source| ExportError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
     let mut file = std::fs::File::create(&tmp).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;
@@ -204,14 +178,8 @@ mod tests {
 
     #[test]
     fn class_and_prefix_follow_the_family() {
-        assert_eq!(
-            architecture_name(&cfg("xlm-roberta")),
-            "XLMRobertaForTokenClassification"
-        );
-        assert_eq!(
-            architecture_name(&cfg("distilbert")),
-            "DistilBertForTokenClassification"
-        );
+        assert_eq!(architecture_name(&cfg("xlm-roberta")), "XLMRobertaForTokenClassification");
+        assert_eq!(architecture_name(&cfg("distilbert")), "DistilBertForTokenClassification");
         let c = cfg("roberta");
         assert_eq!(
             checkpoint_name(&c, "embeddings.word_embeddings.weight"),

@@ -65,12 +65,8 @@ impl TokenClassifier {
 /// labelled positions of the whole optimizer batch, so micro-batches add up to its mean).
 /// logits: [n, num_labels], targets: [n] i64 with [`IGNORE_INDEX`] on unlabelled positions.
 pub fn masked_cross_entropy(logits: &Tensor, targets: &[i64], denominator: f64) -> Result<Tensor> {
-    let (rows, classes): (Vec<u32>, Vec<u32>) = targets
-        .iter()
-        .enumerate()
-        .filter(|(_, &t)| t != IGNORE_INDEX)
-        .map(|(i, &t)| (i as u32, t as u32))
-        .unzip();
+    let (rows, classes): (Vec<u32>, Vec<u32>) =
+        targets.iter().enumerate().filter(|(_, &t)| t != IGNORE_INDEX).map(|(i, &t)| (i as u32, t as u32)).unzip();
     let device = logits.device();
     if rows.is_empty() {
         return (logits.sum_all()? * 0.0)?.to_dtype(DType::F32);

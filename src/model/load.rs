@@ -26,7 +26,9 @@ pub enum LoadError {
     Offline { model: String, file: String },
     #[error("{dir}: no model.safetensors or pytorch_model.bin")]
     NoWeights { dir: String },
-    #[error("{path}: legacy (non-zip) PyTorch format; re-save it with torch >= 1.6 or convert it to model.safetensors")]
+    #[error(
+        "{path}: legacy (non-zip) PyTorch format; re-save it with torch >= 1.6 or convert it to model.safetensors"
+    )]
     LegacyPytorch { path: PathBuf },
     #[error("{path}: cannot read weights")]
     Weights {
@@ -35,12 +37,7 @@ pub enum LoadError {
         source: candle_core::Error,
     },
     #[error("{path}: {name}: shape {found:?}, expected {expected:?}")]
-    Shape {
-        path: PathBuf,
-        name: String,
-        found: Vec<usize>,
-        expected: Vec<usize>,
-    },
+    Shape { path: PathBuf, name: String, found: Vec<usize>, expected: Vec<usize> },
     #[error("{path}: cannot read")]
     Io {
         path: PathBuf,
@@ -67,7 +64,8 @@ pub struct ModelFiles {
 
 const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 
-/// Resolves `model`: an existing local directory, else a hub id.
+/// Resolves `model`: an existing local directory, else a hub id (`owner/name` or
+/// `owner/name@revision`).
 pub fn resolve(model: &str) -> Result<ModelFiles, LoadError> {
     let dir = Path::new(model);
     if dir.is_dir() {
@@ -81,9 +79,7 @@ fn local_files(source: &str, dir: &Path) -> Result<ModelFiles, LoadError> {
     let weights = WEIGHT_FILES
         .iter()
         .find_map(|f| present(f))
-        .ok_or_else(|| LoadError::NoWeights {
-            dir: dir.display().to_string(),
-        })?;
+        .ok_or_else(|| LoadError::NoWeights { dir: dir.display().to_string() })?;
     Ok(ModelFiles {
         source: source.to_string(),
         config: dir.join("config.json"),
@@ -101,8 +97,18 @@ fn offline() -> bool {
 /// Fetches a file of a hub repository: the cache only when offline.
 type Fetch<'a> = Box<dyn Fn(&str) -> Option<PathBuf> + 'a>;
 
+/// A hub repository from `id` or `id@revision`.
+pub fn hub_repo(model: &str) -> hf_hub::Repo {
+    match model.split_once('@') {
+        Some((id, revision)) => {
+            hf_hub::Repo::with_revision(id.to_string(), hf_hub::RepoType::Model, revision.to_string())
+        }
+        None => hf_hub::Repo::model(model.to_string()),
+    }
+}
+
 fn hub_files(model: &str) -> Result<ModelFiles, LoadError> {
-    let repo = hf_hub::Repo::model(model.to_string());
+    let repo = hub_repo(model);
     let cache = hf_hub::Cache::from_env();
     let fetch: Fetch = if offline() {
         let cached = cache.repo(repo);
@@ -119,18 +125,12 @@ fn hub_files(model: &str) -> Result<ModelFiles, LoadError> {
     };
     let required = |f: &str| {
         fetch(f).ok_or_else(|| match offline() {
-            true => LoadError::Offline {
-                model: model.to_string(),
-                file: f.to_string(),
-            },
+            true => LoadError::Offline { model: model.to_string(), file: f.to_string() },
             false => hub_error(model, format!("{f} not found")),
         })
     };
     let config = required("config.json")?;
-    let weights = WEIGHT_FILES
-        .iter()
-        .find_map(|f| fetch(f))
-        .ok_or_else(|| required(WEIGHT_FILES[0]).unwrap_err())?;
+    let weights = WEIGHT_FILES.iter().find_map(|f| fetch(f)).ok_or_else(|| required(WEIGHT_FILES[0]).unwrap_err())?;
     Ok(ModelFiles {
         source: model.to_string(),
         config,
@@ -142,23 +142,14 @@ fn hub_files(model: &str) -> Result<ModelFiles, LoadError> {
 }
 
 fn hub_error(model: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LoadError {
-    LoadError::Hub {
-        model: model.to_string(),
-        source: e.into(),
-    }
+    LoadError::Hub { model: model.to_string(), source: e.into() }
 }
 
 /// Tensors read from a checkpoint, on the CPU in f32, under their file names.
 pub fn read_weights(path: &Path) -> Result<Vec<(String, Tensor)>, LoadError> {
-    let wrap = |source| LoadError::Weights {
-        path: path.to_path_buf(),
-        source,
-    };
+    let wrap = |source| LoadError::Weights { path: path.to_path_buf(), source };
     let tensors = if path.extension().is_some_and(|e| e == "safetensors") {
-        candle_core::safetensors::load(path, &Device::Cpu)
-            .map_err(wrap)?
-            .into_iter()
-            .collect()
+        candle_core::safetensors::load(path, &Device::Cpu).map_err(wrap)?.into_iter().collect()
     } else {
         read_pytorch(path)?
     };
@@ -175,19 +166,11 @@ fn read_pytorch(path: &Path) -> Result<Vec<(String, Tensor)>, LoadError> {
         use std::io::Read;
         f.read_exact(&mut magic)
     });
-    read_magic.map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    read_magic.map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
     if &magic != b"PK\x03\x04" {
-        return Err(LoadError::LegacyPytorch {
-            path: path.to_path_buf(),
-        });
+        return Err(LoadError::LegacyPytorch { path: path.to_path_buf() });
     }
-    let wrap = |source| LoadError::Weights {
-        path: path.to_path_buf(),
-        source,
-    };
+    let wrap = |source| LoadError::Weights { path: path.to_path_buf(), source };
     let tensors = candle_core::pickle::read_all(path).map_err(wrap)?;
     if !tensors.is_empty() {
         return Ok(tensors);
@@ -211,19 +194,10 @@ const PREFIXES: [&str; 4] = ["bert.", "roberta.", "distilbert.", "model."];
 pub fn detect_names<'a>(names: impl Iterator<Item = &'a str> + Clone) -> NameMapping {
     let prefix = PREFIXES
         .iter()
-        .find(|p| {
-            names
-                .clone()
-                .any(|n| n.starts_with(&format!("{p}embeddings.")))
-        })
+        .find(|p| names.clone().any(|n| n.starts_with(&format!("{p}embeddings."))))
         .map(|p| p.to_string());
-    let renamed_gamma_beta = names
-        .clone()
-        .any(|n| n.ends_with(".gamma") || n.ends_with(".beta"));
-    NameMapping {
-        prefix,
-        renamed_gamma_beta,
-    }
+    let renamed_gamma_beta = names.clone().any(|n| n.ends_with(".gamma") || n.ends_with(".beta"));
+    NameMapping { prefix, renamed_gamma_beta }
 }
 
 /// `name` under nergrid's naming.
@@ -268,11 +242,8 @@ pub fn build_model(
     path: &Path,
 ) -> Result<LoadedModel, LoadError> {
     let mapping = detect_names(tensors.iter().map(|(n, _)| n.as_str()));
-    let mut by_name: BTreeMap<String, Tensor> = tensors
-        .into_iter()
-        .map(|(n, t)| (normalise_name(&n, &mapping), t))
-        .filter(|(n, _)| !is_buffer(n))
-        .collect();
+    let mut by_name: BTreeMap<String, Tensor> =
+        tensors.into_iter().map(|(n, t)| (normalise_name(&n, &mapping), t)).filter(|(n, _)| !is_buffer(n)).collect();
     let mut rng = init_rng(seed);
     let (mut vars, mut missing) = (Vec::new(), Vec::new());
     for spec in model_specs(cfg, labels.len()) {
@@ -313,24 +284,14 @@ fn shape_error(path: &Path, name: &str, found: &[usize], expected: &[usize]) -> 
 
 /// Loads `files` as a token classifier for `labels` (head drawn from `seed` unless the
 /// checkpoint has one of the right size).
-pub fn load_model(
-    files: &ModelFiles,
-    labels: &[String],
-    seed: u64,
-    device: &Device,
-) -> Result<LoadedModel, LoadError> {
+pub fn load_model(files: &ModelFiles, labels: &[String], seed: u64, device: &Device) -> Result<LoadedModel, LoadError> {
     let cfg = Config::from_file(&files.config)?;
     let tensors = read_weights(&files.weights)?;
     build_model(&cfg, labels, tensors, seed, device, &files.weights)
 }
 
 /// A randomly initialised model (every tensor from `seed`), for tests and smoke runs.
-pub fn random_model(
-    cfg: &Config,
-    labels: &[String],
-    seed: u64,
-    device: &Device,
-) -> Result<TokenClassifier, LoadError> {
+pub fn random_model(cfg: &Config, labels: &[String], seed: u64, device: &Device) -> Result<TokenClassifier, LoadError> {
     let mut rng = init_rng(seed);
     let pad = cfg.pad_token_id as usize;
     let vars = model_specs(cfg, labels.len())
@@ -340,11 +301,7 @@ pub fn random_model(
             Ok((spec.name, new_var(v, &spec.shape, device)?))
         })
         .collect::<Result<Vec<_>, candle_core::Error>>()?;
-    Ok(TokenClassifier::new(
-        cfg.clone(),
-        labels.to_vec(),
-        Params::new(vars),
-    ))
+    Ok(TokenClassifier::new(cfg.clone(), labels.to_vec(), Params::new(vars)))
 }
 
 #[cfg(test)]
@@ -353,26 +310,17 @@ mod tests {
 
     #[test]
     fn detects_prefix_and_gamma_beta() {
-        let names = [
-            "bert.embeddings.word_embeddings.weight",
-            "bert.embeddings.LayerNorm.gamma",
-            "cls.predictions.bias",
-        ];
+        let names =
+            ["bert.embeddings.word_embeddings.weight", "bert.embeddings.LayerNorm.gamma", "cls.predictions.bias"];
         let m = detect_names(names.iter().copied());
         assert_eq!(m.prefix.as_deref(), Some("bert."));
         assert!(m.renamed_gamma_beta);
-        assert_eq!(
-            normalise_name("bert.embeddings.LayerNorm.gamma", &m),
-            "embeddings.LayerNorm.weight"
-        );
+        assert_eq!(normalise_name("bert.embeddings.LayerNorm.gamma", &m), "embeddings.LayerNorm.weight");
         assert_eq!(
             normalise_name("bert.encoder.layer.0.output.LayerNorm.beta", &m),
             "encoder.layer.0.output.LayerNorm.bias"
         );
-        assert_eq!(
-            normalise_name("cls.predictions.bias", &m),
-            "cls.predictions.bias"
-        );
+        assert_eq!(normalise_name("cls.predictions.bias", &m), "cls.predictions.bias");
     }
 
     #[test]
@@ -380,6 +328,13 @@ mod tests {
         let names = ["embeddings.word_embeddings.weight", "classifier.weight"];
         let m = detect_names(names.iter().copied());
         assert_eq!(m, NameMapping::default());
+    }
+
+    #[test]
+    fn revision_follows_the_at_sign() {
+        assert_eq!(hub_repo("owner/name@v1").revision(), "v1");
+        assert_eq!(hub_repo("owner/name").revision(), "main");
+        assert_eq!(hub_repo("owner/name@v1").folder_name(), "models--owner--name");
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod head;
 pub mod load;
 pub mod ops;
 pub mod params;
+pub mod predict;
 pub mod tokenizer;
 
 pub use align::{AlignedSentence, LabelAlignment};

@@ -36,11 +36,7 @@ pub const CLASSIFIER_WEIGHT: &str = "classifier.weight";
 pub const CLASSIFIER_BIAS: &str = "classifier.bias";
 
 fn spec(name: String, shape: &[usize], init: Init) -> ParamSpec {
-    ParamSpec {
-        name,
-        shape: shape.to_vec(),
-        init,
-    }
+    ParamSpec { name, shape: shape.to_vec(), init }
 }
 
 fn linear_specs(out: &mut Vec<ParamSpec>, name: &str, n_out: usize, n_in: usize) {
@@ -89,11 +85,7 @@ pub fn layer_names(arch: Architecture, i: usize) -> [String; 8] {
 pub fn encoder_specs(cfg: &Config) -> Vec<ParamSpec> {
     let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
     let mut out = vec![
-        spec(
-            "embeddings.word_embeddings.weight".into(),
-            &[cfg.vocab_size, h],
-            Init::NormalPaddingRow,
-        ),
+        spec("embeddings.word_embeddings.weight".into(), &[cfg.vocab_size, h], Init::NormalPaddingRow),
         spec(
             "embeddings.position_embeddings.weight".into(),
             &[cfg.max_position_embeddings, h],
@@ -129,11 +121,7 @@ fn position_init(arch: Architecture) -> Init {
 /// Encoder parameters followed by the token-classification head.
 pub fn model_specs(cfg: &Config, num_labels: usize) -> Vec<ParamSpec> {
     let mut out = encoder_specs(cfg);
-    out.push(spec(
-        CLASSIFIER_WEIGHT.into(),
-        &[num_labels, cfg.hidden_size],
-        Init::Normal,
-    ));
+    out.push(spec(CLASSIFIER_WEIGHT.into(), &[num_labels, cfg.hidden_size], Init::Normal));
     out.push(spec(CLASSIFIER_BIAS.into(), &[num_labels], Init::Zeros));
     out
 }
@@ -148,11 +136,7 @@ pub struct Params {
 impl Params {
     /// Wraps named variables; the order is kept.
     pub fn new(vars: Vec<(String, Var)>) -> Params {
-        let index = vars
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.clone(), i))
-            .collect();
+        let index = vars.iter().enumerate().map(|(i, (n, _))| (n.clone(), i)).collect();
         Params { vars, index }
     }
 
@@ -189,10 +173,7 @@ impl Params {
 
     /// Deep copies of every value (for keeping the best epoch in memory).
     pub fn snapshot(&self) -> candle_core::Result<Vec<Tensor>> {
-        self.vars
-            .iter()
-            .map(|(_, v)| v.as_tensor().copy())
-            .collect()
+        self.vars.iter().map(|(_, v)| v.as_tensor().copy()).collect()
     }
 
     /// Writes values taken by [`Params::snapshot`] back into the variables.
@@ -271,9 +252,7 @@ mod tests {
         assert_eq!(specs.len(), 39);
         assert_eq!(specs[5].name, "encoder.layer.0.attention.self.query.weight");
         assert_eq!(specs[5].shape, vec![8, 8]);
-        let ff = specs
-            .iter()
-            .find(|s| s.name == "encoder.layer.1.intermediate.dense.weight");
+        let ff = specs.iter().find(|s| s.name == "encoder.layer.1.intermediate.dense.weight");
         assert_eq!(ff.unwrap().shape, vec![16, 8]);
         assert_eq!(specs.last().unwrap().name, CLASSIFIER_BIAS);
     }
@@ -283,9 +262,7 @@ mod tests {
         let specs = model_specs(&tiny("distilbert"), 3);
         assert_eq!(specs.len(), 38);
         assert!(specs.iter().all(|s| !s.name.contains("token_type")));
-        assert!(specs
-            .iter()
-            .any(|s| s.name == "transformer.layer.1.output_layer_norm.bias"));
+        assert!(specs.iter().any(|s| s.name == "transformer.layer.1.output_layer_norm.bias"));
     }
 
     #[test]

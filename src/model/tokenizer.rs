@@ -40,16 +40,10 @@ pub fn load_tokenizer(files: &ModelFiles, max_length: usize) -> Result<Tokenizer
     let mut tokenizer = match (&files.tokenizer_json, &files.vocab) {
         (Some(json), _) => from_tokenizer_json(json)?,
         (None, Some(vocab)) => from_vocab(vocab, files.tokenizer_config.as_deref())?,
-        (None, None) => {
-            return Err(TokenizerError::Missing {
-                model: files.source.clone(),
-            })
-        }
+        (None, None) => return Err(TokenizerError::Missing { model: files.source.clone() }),
     };
-    set_lengths(&mut tokenizer, max_length).map_err(|source| TokenizerError::Load {
-        path: files.config.clone(),
-        source,
-    })?;
+    set_lengths(&mut tokenizer, max_length)
+        .map_err(|source| TokenizerError::Load { path: files.config.clone(), source })?;
     Ok(tokenizer)
 }
 
@@ -57,19 +51,13 @@ pub fn load_tokenizer(files: &ModelFiles, max_length: usize) -> Result<Tokenizer
 /// special tokens, as transformers' `truncation=True, max_length=...`.
 pub fn set_lengths(tokenizer: &mut Tokenizer, max_length: usize) -> Result<(), BoxError> {
     tokenizer.with_padding(None);
-    let params = TruncationParams {
-        max_length,
-        ..TruncationParams::default()
-    };
+    let params = TruncationParams { max_length, ..TruncationParams::default() };
     tokenizer.with_truncation(Some(params))?;
     Ok(())
 }
 
 fn from_tokenizer_json(path: &Path) -> Result<Tokenizer, TokenizerError> {
-    let load = |source: BoxError| TokenizerError::Load {
-        path: path.to_path_buf(),
-        source,
-    };
+    let load = |source: BoxError| TokenizerError::Load { path: path.to_path_buf(), source };
     let text = std::fs::read_to_string(path).map_err(|e| load(e.into()))?;
     let mut json: serde_json::Value = serde_json::from_str(&text).map_err(|e| load(e.into()))?;
     prefix_space_for_words(&mut json["pre_tokenizer"]);
@@ -116,10 +104,7 @@ fn read_bert_config(path: Option<&Path>) -> Result<BertTokenizerConfig, Tokenize
     let Some(path) = path else {
         return Ok(BertTokenizerConfig::default());
     };
-    let load = |source: BoxError| TokenizerError::Load {
-        path: path.to_path_buf(),
-        source,
-    };
+    let load = |source: BoxError| TokenizerError::Load { path: path.to_path_buf(), source };
     let text = std::fs::read_to_string(path).map_err(|e| load(e.into()))?;
     serde_json::from_str(&text).map_err(|e| load(e.into()))
 }
@@ -127,34 +112,19 @@ fn read_bert_config(path: Option<&Path>) -> Result<BertTokenizerConfig, Tokenize
 /// transformers' `BertTokenizer` rebuilt from a vocabulary file.
 fn from_vocab(vocab: &Path, config: Option<&Path>) -> Result<Tokenizer, TokenizerError> {
     let cfg = read_bert_config(config)?;
-    let load = |source: BoxError| TokenizerError::Load {
-        path: vocab.to_path_buf(),
-        source,
-    };
-    let model = WordPiece::from_file(&vocab.to_string_lossy())
-        .unk_token(cfg.unk_token.clone())
-        .build()
-        .map_err(load)?;
+    let load = |source: BoxError| TokenizerError::Load { path: vocab.to_path_buf(), source };
+    let model =
+        WordPiece::from_file(&vocab.to_string_lossy()).unk_token(cfg.unk_token.clone()).build().map_err(load)?;
     let id = |token: &str| {
-        tokenizers::Model::token_to_id(&model, token).ok_or_else(|| TokenizerError::SpecialToken {
-            path: vocab.to_path_buf(),
-            token: token.to_string(),
-        })
+        tokenizers::Model::token_to_id(&model, token)
+            .ok_or_else(|| TokenizerError::SpecialToken { path: vocab.to_path_buf(), token: token.to_string() })
     };
     let (sep, cls) = (id(&cfg.sep_token)?, id(&cfg.cls_token)?);
     let mut tokenizer = Tokenizer::new(model);
-    let normalizer = BertNormalizer::new(
-        true,
-        cfg.tokenize_chinese_chars,
-        cfg.strip_accents,
-        cfg.do_lower_case,
-    );
+    let normalizer = BertNormalizer::new(true, cfg.tokenize_chinese_chars, cfg.strip_accents, cfg.do_lower_case);
     tokenizer.with_normalizer(Some(normalizer)).map_err(load)?;
     tokenizer.with_pre_tokenizer(Some(BertPreTokenizer));
-    tokenizer.with_post_processor(Some(BertProcessing::new(
-        (cfg.sep_token, sep),
-        (cfg.cls_token, cls),
-    )));
+    tokenizer.with_post_processor(Some(BertProcessing::new((cfg.sep_token, sep), (cfg.cls_token, cls))));
     tokenizer.with_decoder(Some(WordPieceDecoder::default()));
     Ok(tokenizer)
 }
@@ -167,22 +137,12 @@ pub struct WordEncoding {
 }
 
 /// Tokenizes pre-split `words` with special tokens, truncated as the tokenizer is set.
-pub fn encode_words(
-    tokenizer: &Tokenizer,
-    words: &[String],
-) -> Result<WordEncoding, TokenizerError> {
+pub fn encode_words(tokenizer: &Tokenizer, words: &[String]) -> Result<WordEncoding, TokenizerError> {
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
-    let encoding =
-        tokenizer
-            .encode(refs.as_slice(), true)
-            .map_err(|source| TokenizerError::Encode {
-                what: format!("{:?}", words.join(" ")),
-                source,
-            })?;
-    Ok(WordEncoding {
-        ids: encoding.get_ids().to_vec(),
-        word_ids: encoding.get_word_ids().to_vec(),
-    })
+    let encoding = tokenizer
+        .encode(refs.as_slice(), true)
+        .map_err(|source| TokenizerError::Encode { what: format!("{:?}", words.join(" ")), source })?;
+    Ok(WordEncoding { ids: encoding.get_ids().to_vec(), word_ids: encoding.get_word_ids().to_vec() })
 }
 
 #[cfg(test)]
@@ -206,19 +166,7 @@ mod tests {
         let enc = encode_words(&tok, &words).unwrap();
         assert_eq!(enc.ids, vec![2, 4, 5, 6, 7, 8, 1, 3]);
         let w = enc.word_ids;
-        assert_eq!(
-            w,
-            vec![
-                None,
-                Some(0),
-                Some(1),
-                Some(1),
-                Some(2),
-                Some(2),
-                Some(3),
-                None
-            ]
-        );
+        assert_eq!(w, vec![None, Some(0), Some(1), Some(1), Some(2), Some(2), Some(3), None]);
     }
 
     #[test]

@@ -60,31 +60,16 @@ impl TrainConfig {
             (self.grad_accum == 0, "grad_accum must be >= 1".to_string()),
             (
                 self.grad_accum > self.batch_size,
-                format!(
-                    "grad_accum {} exceeds batch_size {}",
-                    self.grad_accum, self.batch_size
-                ),
+                format!("grad_accum {} exceeds batch_size {}", self.grad_accum, self.batch_size),
             ),
             (
                 self.learning_rate.is_nan() || self.learning_rate <= 0.0,
                 format!("learning_rate must be > 0, got {}", self.learning_rate),
             ),
-            (
-                self.max_length < 3,
-                format!("max_length must be >= 3, got {}", self.max_length),
-            ),
-            (
-                self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)),
-                "dropout must be in [0, 1)".to_string(),
-            ),
-            (
-                self.eval_batch_size == 0,
-                "eval_batch_size must be >= 1".to_string(),
-            ),
+            (self.max_length < 3, format!("max_length must be >= 3, got {}", self.max_length)),
+            (self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)), "dropout must be in [0, 1)".to_string()),
+            (self.eval_batch_size == 0, "eval_batch_size must be >= 1".to_string()),
         ];
-        checks
-            .into_iter()
-            .find(|(bad, _)| *bad)
-            .map(|(_, what)| what)
+        checks.into_iter().find(|(bad, _)| *bad).map(|(_, what)| what)
     }
 }

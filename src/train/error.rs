@@ -56,9 +56,7 @@ mod tests {
 
     #[test]
     fn out_of_memory_is_told_apart() {
-        let oom = candle_core::Error::Msg(
-            "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into(),
-        );
+        let oom = candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into());
         assert!(matches!(TrainError::from(oom), TrainError::OutOfMemory(_)));
         let other = candle_core::Error::Msg("shape mismatch".into());
         assert!(matches!(TrainError::from(other), TrainError::Tensor(_)));

@@ -27,15 +27,8 @@ impl<F: FnMut(&mut [f32], &[f32])> InplaceOp2 for Update<F> {
         "host-update"
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &mut CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<()> {
-        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets())
-        else {
+    fn cpu_fwd(&self, s1: &mut CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<()> {
+        let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
             candle_core::bail!("host-update: non-contiguous operands");
         };
         match (s1, s2) {
@@ -54,11 +47,7 @@ pub fn is_host(t: &Tensor) -> bool {
 }
 
 /// Applies `f(dst, src)` to the elements of the CPU tensors `dst` (in place) and `src`.
-pub fn update_in_place(
-    dst: &Tensor,
-    src: &Tensor,
-    f: impl FnMut(&mut [f32], &[f32]),
-) -> Result<()> {
+pub fn update_in_place(dst: &Tensor, src: &Tensor, f: impl FnMut(&mut [f32], &[f32])) -> Result<()> {
     let src = src.contiguous()?;
     dst.inplace_op2(&src, &Update(RefCell::new(f)))
 }

@@ -20,12 +20,7 @@ pub struct AdamWConfig {
 impl AdamWConfig {
     /// torch's defaults with the given weight decay.
     pub fn with_weight_decay(weight_decay: f64) -> AdamWConfig {
-        AdamWConfig {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay,
-        }
+        AdamWConfig { beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay }
     }
 }
 
@@ -38,9 +33,7 @@ pub fn decays(name: &str) -> bool {
         return false;
     }
     let module = lower.rsplit_once('.').map_or("", |(m, _)| m);
-    !module
-        .split('.')
-        .any(|part| part == "norm" || part.ends_with("_norm"))
+    !module.split('.').any(|part| part == "norm" || part.ends_with("_norm"))
 }
 
 enum Moments {
@@ -84,22 +77,11 @@ impl AdamW {
             .map(|(name, var)| {
                 let moments = if is_host(var.as_tensor()) {
                     let n = var.elem_count();
-                    Moments::Host {
-                        m: vec![0.0; n],
-                        v: vec![0.0; n],
-                    }
+                    Moments::Host { m: vec![0.0; n], v: vec![0.0; n] }
                 } else {
-                    Moments::Device {
-                        m: var.zeros_like()?,
-                        v: var.zeros_like()?,
-                    }
+                    Moments::Device { m: var.zeros_like()?, v: var.zeros_like()? }
                 };
-                Ok(Slot {
-                    var: var.clone(),
-                    decay: decays(name),
-                    steps: 0,
-                    moments,
-                })
+                Ok(Slot { var: var.clone(), decay: decays(name), steps: 0, moments })
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(AdamW { cfg, slots })
@@ -149,13 +131,7 @@ fn scalars(cfg: &AdamWConfig, decay: bool, t: u64, lr: f64, grad_scale: f64) -> 
 
 const CHUNK: usize = 1 << 14;
 
-fn host_update(
-    var: &Var,
-    grad: &Tensor,
-    m: &mut [f32],
-    v: &mut [f32],
-    s: StepScalars,
-) -> Result<()> {
+fn host_update(var: &Var, grad: &Tensor, m: &mut [f32], v: &mut [f32], s: StepScalars) -> Result<()> {
     update_in_place(var.as_tensor(), grad, |p, g| {
         p.par_chunks_mut(CHUNK)
             .zip(g.par_chunks(CHUNK))
@@ -177,13 +153,7 @@ fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: StepS
     }
 }
 
-fn device_update(
-    var: &Var,
-    grad: &Tensor,
-    m: &Tensor,
-    v: &Tensor,
-    s: StepScalars,
-) -> Result<(Tensor, Tensor)> {
+fn device_update(var: &Var, grad: &Tensor, m: &Tensor, v: &Tensor, s: StepScalars) -> Result<(Tensor, Tensor)> {
     let g = (grad * s.grad_scale as f64)?;
     let m = (m + ((&g - m)? * s.one_minus_beta1 as f64)?)?;
     let v = ((v * s.beta2 as f64)? + (g.sqr()? * s.one_minus_beta2 as f64)?)?;
@@ -218,19 +188,14 @@ mod tests {
         let dev = Device::Cpu;
         let w = Var::new(&[1.0f32, -2.0, 0.5], &dev).unwrap();
         let b = Var::new(&[0.3f32, -0.1], &dev).unwrap();
-        let params = Params::new(vec![
-            ("dense.weight".into(), w.clone()),
-            ("dense.bias".into(), b.clone()),
-        ]);
+        let params = Params::new(vec![("dense.weight".into(), w.clone()), ("dense.bias".into(), b.clone())]);
         let mut opt = AdamW::new(&params, AdamWConfig::with_weight_decay(0.1)).unwrap();
         assert_eq!(opt.decay_mask(), vec![true, false]);
         let t = |v: &[f32]| Some(Tensor::new(v, &dev).unwrap());
-        opt.step(&[t(&[0.1, -0.2, 0.3]), t(&[0.2, 0.0])], 0.01, 1.0)
-            .unwrap();
+        opt.step(&[t(&[0.1, -0.2, 0.3]), t(&[0.2, 0.0])], 0.01, 1.0).unwrap();
         assert_close(&w, &[0.989000001, -1.988000001, 0.489500000]);
         assert_close(&b, &[0.290000000, -0.100000000]);
-        opt.step(&[t(&[0.05, 0.1, -0.4]), t(&[-0.3, 0.5])], 0.005, 1.0)
-            .unwrap();
+        opt.step(&[t(&[0.05, 0.1, -0.4]), t(&[-0.3, 0.5])], 0.005, 1.0).unwrap();
         assert_close(&w, &[0.983844603, -1.985674315, 0.490222802]);
         assert_close(&b, &[0.291238510, -0.103720684]);
     }
@@ -246,15 +211,7 @@ mod tests {
         let other = Var::new(&[0.5f32, -1.5, 2.0], &dev).unwrap();
         let zeros = Tensor::zeros(3, candle_core::DType::F32, &dev).unwrap();
         let (m2, _) = device_update(&other, &g, &zeros, &zeros, s).unwrap();
-        assert_close(
-            &other,
-            &host
-                .to_vec1::<f32>()
-                .unwrap()
-                .iter()
-                .map(|&x| x as f64)
-                .collect::<Vec<_>>(),
-        );
+        assert_close(&other, &host.to_vec1::<f32>().unwrap().iter().map(|&x| x as f64).collect::<Vec<_>>());
         assert_eq!(m2.to_vec1::<f32>().unwrap(), m);
     }
 
@@ -266,14 +223,7 @@ mod tests {
         let s = scalars(&AdamWConfig::with_weight_decay(0.0), false, 1, 0.1, 0.5);
         let p = Var::new(&[0.0f32], &dev).unwrap();
         let (mut m, mut v) = (vec![0.0], vec![0.0]);
-        host_update(
-            &p,
-            &Tensor::new(&[2.0f32], &dev).unwrap(),
-            &mut m,
-            &mut v,
-            s,
-        )
-        .unwrap();
+        host_update(&p, &Tensor::new(&[2.0f32], &dev).unwrap(), &mut m, &mut v, s).unwrap();
         assert!((m[0] - 0.1).abs() < 1e-7, "{m:?}");
         assert!((v[0] - 0.001).abs() < 1e-9, "{v:?}");
     }

@@ -29,11 +29,7 @@ pub struct LinearSchedule {
 
 impl LinearSchedule {
     pub fn new(base_lr: f64, total: usize, warmup_steps_: usize, warmup_ratio: f64) -> Self {
-        LinearSchedule {
-            base_lr,
-            warmup: warmup_steps(total, warmup_steps_, warmup_ratio),
-            total,
-        }
+        LinearSchedule { base_lr, warmup: warmup_steps(total, warmup_steps_, warmup_ratio), total }
     }
 
     /// The learning rate of optimizer step `step` (0-based).
@@ -63,10 +59,7 @@ mod tests {
         assert_eq!(warmup_steps(210, 5, 0.1), 5);
         let s = LinearSchedule::new(2.0, 10, 0, 0.2);
         let lrs: Vec<f64> = (0..10).map(|i| s.lr(i)).collect();
-        assert_eq!(
-            lrs,
-            vec![0.0, 1.0, 2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25]
-        );
+        assert_eq!(lrs, vec![0.0, 1.0, 2.0, 1.75, 1.5, 1.25, 1.0, 0.75, 0.5, 0.25]);
     }
 
     #[test]

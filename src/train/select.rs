@@ -54,12 +54,7 @@ mod tests {
         EpochRecord {
             epoch,
             train_loss: 0.0,
-            val: EvalScores {
-                precision: f1,
-                recall: f1,
-                f1,
-                accuracy: f1,
-            },
+            val: EvalScores { precision: f1, recall: f1, f1, accuracy: f1 },
             val_loss: loss,
             learning_rate: 0.0,
             seconds: 0.0,
@@ -70,12 +65,7 @@ mod tests {
 
     #[test]
     fn earliest_best_wins_ties() {
-        let r = [
-            rec(1, 0.5, 1.0),
-            rec(2, 0.7, 0.9),
-            rec(3, 0.7, 0.8),
-            rec(4, 0.6, 0.7),
-        ];
+        let r = [rec(1, 0.5, 1.0), rec(2, 0.7, 0.9), rec(3, 0.7, 0.8), rec(4, 0.6, 0.7)];
         assert_eq!(best_epoch(&r, SelectMetric::F1), Some(2));
         assert_eq!(best_epoch(&r, SelectMetric::Loss), Some(4));
         assert_eq!(best_epoch(&[], SelectMetric::F1), None);
@@ -83,11 +73,7 @@ mod tests {
 
     #[test]
     fn nan_never_wins() {
-        let r = [
-            rec(1, f64::NAN, 1.0),
-            rec(2, 0.1, 1.0),
-            rec(3, f64::NAN, 1.0),
-        ];
+        let r = [rec(1, f64::NAN, 1.0), rec(2, 0.1, 1.0), rec(3, f64::NAN, 1.0)];
         assert_eq!(best_epoch(&r, SelectMetric::F1), Some(2));
     }
 

@@ -53,23 +53,14 @@ pub fn train(
     let files = resolve(&model.to_string_lossy())?;
     let tokenizer = load_tokenizer(&files, cfg.max_length)?;
     let loaded = load_model(&files, labels, cfg.seed, device)?;
-    let LoadedModel {
-        model,
-        missing,
-        unexpected,
-        ..
-    } = loaded;
+    let LoadedModel { model, missing, unexpected, .. } = loaded;
     let model = with_dropout_override(model, cfg.dropout);
     on_event(TrainEvent::Loaded {
         n_parameters: model.params().n_elements(),
         missing: missing.clone(),
         unexpected: unexpected.clone(),
     });
-    let label_ids: HashMap<String, usize> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (l.clone(), i))
-        .collect();
+    let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
     let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
     let splits = Splits {
         train: align("train", train)?,
@@ -105,11 +96,7 @@ pub fn train(
 fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenClassifier {
     let Some(p) = dropout else { return model };
     let mut cfg = model.config().clone();
-    (
-        cfg.hidden_dropout,
-        cfg.attention_dropout,
-        cfg.classifier_dropout,
-    ) = (p, p, p);
+    (cfg.hidden_dropout, cfg.attention_dropout, cfg.classifier_dropout) = (p, p, p);
     TokenClassifier::new(cfg, model.labels().to_vec(), model.params().clone())
 }
 
@@ -124,18 +111,8 @@ fn align_split(
         .iter()
         .enumerate()
         .map(|(index, s)| {
-            align_sentence(
-                tokenizer,
-                &s.words,
-                Some(&s.tags),
-                label_ids,
-                cfg.label_alignment,
-            )
-            .map_err(|source| TrainError::Align {
-                split,
-                index,
-                source,
-            })
+            align_sentence(tokenizer, &s.words, Some(&s.tags), label_ids, cfg.label_alignment)
+                .map_err(|source| TrainError::Align { split, index, source })
         })
         .collect()
 }
@@ -179,17 +156,9 @@ impl<'a> Run<'a> {
         splits: &Splits,
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
-        let optimizer = AdamW::new(
-            model.params(),
-            AdamWConfig::with_weight_decay(cfg.weight_decay),
-        )?;
+        let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
         Ok(Run {
-            schedule: LinearSchedule::new(
-                cfg.learning_rate,
-                total,
-                cfg.warmup_steps,
-                cfg.warmup_ratio,
-            ),
+            schedule: LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_steps, cfg.warmup_ratio),
             optimizer,
             dropout: Dropout::new(cfg.seed),
             model,
@@ -219,19 +188,13 @@ impl<'a> Run<'a> {
         if let Some(weights) = self.best_weights.take() {
             self.model.params().restore(&weights)?;
         }
-        on_event(TrainEvent::BestEpoch {
-            epoch: self.best_epoch,
-        });
+        on_event(TrainEvent::BestEpoch { epoch: self.best_epoch });
         Ok(records)
     }
 
     /// Snapshots the weights when the last epoch is the best so far (the last one when there
     /// is no validation split).
-    fn keep_if_best(
-        &mut self,
-        records: &[EpochRecord],
-        no_validation: bool,
-    ) -> Result<(), TrainError> {
+    fn keep_if_best(&mut self, records: &[EpochRecord], no_validation: bool) -> Result<(), TrainError> {
         let last = records.last().map_or(0, |r| r.epoch);
         let best = match no_validation {
             true => Some(last),
@@ -259,10 +222,7 @@ impl<'a> Run<'a> {
         let started = Instant::now();
         let order = epoch_order(splits.train.len(), self.cfg.seed, epoch);
         let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size).collect();
-        on_event(TrainEvent::EpochStart {
-            epoch,
-            steps: batches.len(),
-        });
+        on_event(TrainEvent::EpochStart { epoch, steps: batches.len() });
         let (mut loss_sum, mut lr) = (0.0, 0.0);
         for batch in &batches {
             lr = self.schedule.lr(self.step);
@@ -302,10 +262,7 @@ impl<'a> Run<'a> {
         lr: f64,
         epoch: usize,
     ) -> Result<f64, TrainError> {
-        let labelled: usize = batch
-            .iter()
-            .map(|&i| labelled_count(&train[i].targets))
-            .sum();
+        let labelled: usize = batch.iter().map(|&i| labelled_count(&train[i].targets)).sum();
         let denominator = labelled.max(1) as f64;
         let mut grads: Vec<Option<Tensor>> = vec![None; self.model.params().len()];
         let mut loss = 0.0;
@@ -313,12 +270,7 @@ impl<'a> Run<'a> {
             let rows: Vec<&AlignedSentence> = micro.iter().map(|&i| &train[i]).collect();
             let ids: Vec<Vec<u32>> = rows.iter().map(|s| s.ids.clone()).collect();
             let inputs = Inputs::new(&ids, self.model.config(), self.device)?;
-            let targets = padded_targets(
-                &rows
-                    .iter()
-                    .map(|s| s.targets.as_slice())
-                    .collect::<Vec<_>>(),
-            );
+            let targets = padded_targets(&rows.iter().map(|s| s.targets.as_slice()).collect::<Vec<_>>());
             let logits = self.model.forward(&inputs, Some(&mut self.dropout))?;
             let micro_loss = masked_cross_entropy(&logits, &targets, denominator)?;
             loss += micro_loss.to_scalar::<f32>()? as f64;
@@ -353,10 +305,8 @@ impl<'a> Run<'a> {
         if aligned.is_empty() {
             return Ok((EvalScores::default(), f64::NAN));
         }
-        let SplitPrediction {
-            words: predicted,
-            loss,
-        } = predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
+        let SplitPrediction { words: predicted, loss } =
+            predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
         let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
         Ok((scores, loss))
@@ -371,9 +321,8 @@ impl<'a> Run<'a> {
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
-        let SplitPrediction {
-            words: predicted, ..
-        } = predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
+        let SplitPrediction { words: predicted, .. } =
+            predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
         let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
         let scores = match aligned.is_empty() {
             true => EvalScores::default(),
@@ -383,12 +332,7 @@ impl<'a> Run<'a> {
         let labels = self.model.labels();
         let all_pred = predicted
             .iter()
-            .map(|words| {
-                words
-                    .iter()
-                    .map(|p| p.map_or_else(|| "O".to_string(), |c| labels[c].clone()))
-                    .collect()
-            })
+            .map(|words| words.iter().map(|p| p.map_or_else(|| "O".to_string(), |c| labels[c].clone())).collect())
             .collect();
         Ok(Tested {
             scores,
@@ -452,25 +396,16 @@ pub fn predict_split(
         let ids: Vec<Vec<u32>> = batch.iter().map(|&i| aligned[i].ids.clone()).collect();
         let inputs = Inputs::new(&ids, model.config(), device)?;
         let logits = model.forward(&inputs, None)?;
-        let rows: Vec<&[i64]> = batch
-            .iter()
-            .map(|&i| aligned[i].targets.as_slice())
-            .collect();
+        let rows: Vec<&[i64]> = batch.iter().map(|&i| aligned[i].targets.as_slice()).collect();
         let targets = padded_targets(&rows);
         let labelled = labelled_count(&targets).max(1) as f64;
         let loss = masked_cross_entropy(&logits, &targets, labelled)?.to_scalar::<f32>()?;
         loss_sum += loss as f64 * batch.len() as f64;
         let classes = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for (row, &i) in batch.iter().enumerate() {
-            predicted[i] = aligned[i]
-                .first_token
-                .iter()
-                .map(|t| t.map(|t| classes[row * inputs.seq + t] as usize))
-                .collect();
+            predicted[i] =
+                aligned[i].first_token.iter().map(|t| t.map(|t| classes[row * inputs.seq + t] as usize)).collect();
         }
     }
-    Ok(SplitPrediction {
-        words: predicted,
-        loss: loss_sum / aligned.len().max(1) as f64,
-    })
+    Ok(SplitPrediction { words: predicted, loss: loss_sum / aligned.len().max(1) as f64 })
 }
