@@ -427,3 +427,37 @@ fn zip_pytorch_checkpoints_load() {
     assert!(mapping.renamed_gamma_beta);
     assert_eq!(model::load::normalise_name("bert.embeddings.LayerNorm.beta", &mapping), "embeddings.LayerNorm.bias");
 }
+
+/// The fused CPU path computes the autograd path's loss and gradients (same dropout draws).
+#[test]
+fn fused_cpu_path_matches_autograd_gradients() {
+    use nergrid::model::encoder::HostBatch;
+    use nergrid::model::fast;
+    for model_type in ["bert", "distilbert", "roberta"] {
+        let mut cfg = tiny_config(model_type);
+        cfg.attention_dropout = 0.2;
+        let m = model::random_model(&cfg, &labels(), 2, &Device::Cpu).unwrap();
+        let seqs = vec![vec![2u32, 7, 8, 9, 3], vec![2, 10, 3], vec![2, 11, 12, 3]];
+        let targets = [-100i64, 1, 2, 0, -100, -100, 1, -100, -100, -100, -100, 2, 0, -100, -100];
+        let batch = HostBatch::new(&seqs, &cfg);
+        let mut grads = fast::zero_grads(m.params());
+        let loss = fast::loss_and_grads(&m, &batch, &targets, 6.0, Some(&mut Dropout::new(4)), &mut grads).unwrap();
+
+        let inputs = Inputs::from_host(&batch, &Device::Cpu).unwrap();
+        let logits = m.forward(&inputs, Some(&mut Dropout::new(4))).unwrap();
+        let reference = model::masked_cross_entropy(&logits, &targets, 6.0).unwrap();
+        let want = reference.to_scalar::<f32>().unwrap() as f64;
+        assert!((loss - want).abs() < 1e-5 * want.abs().max(1.0), "{model_type}: loss {loss} vs {want}");
+        let store = reference.backward().unwrap();
+        for ((name, var), got) in m.params().iter().zip(&grads) {
+            let want = store.get(var.as_tensor()).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let scale = want.iter().fold(0f32, |a, &b| a.max(b.abs())).max(1e-3);
+            let worst = got.iter().zip(&want).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+            assert!(worst <= 1e-4 * scale, "{model_type} {name}: max difference {worst} (scale {scale})");
+        }
+        let eval = fast::logits(&m, &batch).unwrap();
+        let want = m.forward(&inputs, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let worst = eval.iter().zip(&want).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(worst < 1e-5, "{model_type}: eval logits differ by {worst}");
+    }
+}
