@@ -3,6 +3,7 @@
 //! Hugging Face layout, and entity prediction from raw text.
 
 pub mod align;
+mod approx;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
