@@ -461,3 +461,38 @@ fn fused_cpu_path_matches_autograd_gradients() {
         assert!(worst < 1e-5, "{model_type}: eval logits differ by {worst}");
     }
 }
+
+#[test]
+fn gradient_accumulation_matches_the_full_batch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_model_dir(tmp.path());
+    // Without dropout the micro-batches see the same function as the full batch.
+    let cfg = TrainConfig { epochs: 1, dropout: Some(0.0), ..toy_config(8) };
+    let full = run_toy(&dir, &cfg, &mut Vec::new());
+    let split = run_toy(&dir, &TrainConfig { grad_accum: 4, ..cfg }, &mut Vec::new());
+    let (a, b) = (full.epochs[0].train_loss, split.epochs[0].train_loss);
+    assert!((a - b).abs() < 1e-4 * a, "train loss {a} vs {b}");
+    assert!((full.epochs[0].val_loss - split.epochs[0].val_loss).abs() < 1e-4);
+}
+
+#[test]
+fn a_diverging_run_stops_with_non_finite_loss() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_model_dir(tmp.path());
+    let cfg = TrainConfig { epochs: 1, learning_rate: 1e30, ..toy_config(8) };
+    let mut on_event = |_| {};
+    let err = train::train(
+        &dir,
+        &toy_labels(),
+        &toy_corpus(0..64),
+        &[],
+        &[],
+        &cfg,
+        &Device::Cpu,
+        &entity_scores,
+        &mut on_event,
+    )
+    .unwrap_err();
+    assert!(matches!(err, train::TrainError::NonFiniteLoss { epoch: 1, .. }), "{err}");
+    assert!(err.to_string().starts_with("non-finite loss or gradient at epoch 1, step "), "{err}");
+}
