@@ -52,23 +52,14 @@ pub fn train(
     if train.is_empty() {
         return Err(TrainError::EmptyTrain);
     }
-    let files = resolve(&model.to_string_lossy())?;
-    let tokenizer = load_tokenizer(&files, cfg.max_length)?;
-    let loaded = load_model(&files, labels, cfg.seed, device)?;
+    let prepared = prepare(model, labels, [train, validation, test], cfg, device)?;
+    let Prepared { files, tokenizer, loaded, splits } = prepared;
     let LoadedModel { model, missing, unexpected, .. } = loaded;
-    let model = with_dropout_override(model, cfg.dropout);
     on_event(TrainEvent::Loaded {
         n_parameters: model.params().n_elements(),
         missing: missing.clone(),
         unexpected: unexpected.clone(),
     });
-    let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
-    let splits = Splits {
-        train: align("train", train)?,
-        validation: align("validation", validation)?,
-        test: align("test", test)?,
-    };
     let mut run = Run::new(model, cfg, device, &splits)?;
     let started = Instant::now();
     let epochs = run.epochs(&splits, validation, evaluate, on_event)?;
@@ -93,6 +84,35 @@ pub fn train(
         tokenizer,
         source: files,
     })
+}
+
+/// A run's inputs after loading: model files, tokenizer, model and aligned splits.
+struct Prepared {
+    files: crate::model::ModelFiles,
+    tokenizer: tokenizers::Tokenizer,
+    loaded: LoadedModel,
+    splits: Splits,
+}
+
+fn prepare(
+    model: &Path,
+    labels: &[String],
+    [train, validation, test]: [&[TrainSentence]; 3],
+    cfg: &TrainConfig,
+    device: &Device,
+) -> Result<Prepared, TrainError> {
+    let files = resolve(&model.to_string_lossy())?;
+    let tokenizer = load_tokenizer(&files, cfg.max_length)?;
+    let mut loaded = load_model(&files, labels, cfg.seed, device)?;
+    loaded.model = with_dropout_override(loaded.model, cfg.dropout);
+    let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
+    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
+    let splits = Splits {
+        train: align("train", train)?,
+        validation: align("validation", validation)?,
+        test: align("test", test)?,
+    };
+    Ok(Prepared { files, tokenizer, loaded, splits })
 }
 
 fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenClassifier {
