@@ -49,9 +49,11 @@ fn main() -> anyhow::Result<()> {
         _ => {}
     };
     let started = Instant::now();
+    let cpu_started = cpu_seconds();
     let outcome =
         train::train(&model, &labels, train_set, validation, test, &cfg, &Device::Cpu, &token_accuracy, &mut on_event)?;
     let total = started.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu_started;
     let epoch_seconds: f64 = outcome.epochs.iter().map(|e| e.seconds).sum::<f64>() / epochs as f64;
     println!("model            {}", model.display());
     println!("sentences        {} train / {} validation / {} test", train_set.len(), validation.len(), test.len());
@@ -64,6 +66,8 @@ fn main() -> anyhow::Result<()> {
         outcome.train_tokens_per_sec
     );
     println!("peak RSS         {:.0} MiB", peak_rss_mib());
+    // On a shared machine wall time depends on the neighbours; CPU time much less.
+    println!("CPU time         {cpu:.2} s user+sys for {total:.2} s wall (load, training and tests)");
     println!("total            {total:.2} s");
     Ok(())
 }
@@ -110,12 +114,21 @@ fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn peak_rss_mib() -> f64 {
+fn usage() -> libc::rusage {
     let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
     // SAFETY: getrusage fills the struct it is given.
-    let usage = unsafe {
+    unsafe {
         libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
         usage.assume_init()
-    };
-    usage.ru_maxrss as f64 / 1024.0
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    usage().ru_maxrss as f64 / 1024.0
+}
+
+fn cpu_seconds() -> f64 {
+    let u = usage();
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    secs(u.ru_utime) + secs(u.ru_stime)
 }

@@ -57,6 +57,8 @@ pub struct HostBatch {
     pub has_token_types: bool,
     /// 0 on tokens, the most negative f32 on padding.
     pub attention_bias: Vec<f32>,
+    /// Tokens of each row before padding.
+    pub lengths: Vec<usize>,
     pub batch: usize,
     pub seq: usize,
 }
@@ -75,7 +77,21 @@ impl HostBatch {
             attention_bias[at..at + tokens.len()].fill(0.0);
             fill_positions(&mut position_ids[at..at + seq], tokens.len(), cfg);
         }
-        HostBatch { input_ids, position_ids, has_token_types: cfg.type_vocab_size > 0, attention_bias, batch, seq }
+        HostBatch {
+            input_ids,
+            position_ids,
+            has_token_types: cfg.type_vocab_size > 0,
+            attention_bias,
+            lengths: sequences.iter().map(Vec::len).collect(),
+            batch,
+            seq,
+        }
+    }
+
+    /// Row-major indices of the real (not padding) tokens.
+    pub fn token_rows(&self) -> Vec<usize> {
+        let seq = self.seq;
+        self.lengths.iter().enumerate().flat_map(|(b, &len)| (0..len).map(move |i| b * seq + i)).collect()
     }
 }
 

@@ -6,6 +6,11 @@
 //! graph, and its element-wise CPU operations run on one thread; here each layer is a few
 //! large matrix products and parallel fused loops, and gradients go straight into per-parameter
 //! buffers. Tests check the loss and every gradient against the autograd path.
+//!
+//! Padding is not computed: the tokens of a batch are packed (a sentence's tokens only attend
+//! to each other, which is what the attention mask does in the padded layout), so a batch
+//! costs its real tokens, not batch x longest. Dropout masks are drawn for the padded layout
+//! and the real tokens' part is used, so the draws are those of the autograd path.
 
 use super::config::{Architecture, Config};
 use super::dropout::Dropout;
@@ -84,8 +89,53 @@ struct LayerCache {
     norm2: NormCache,
 }
 
+/// Where the real tokens of a padded batch are.
+struct Packing {
+    /// Row-major padded index of each real token.
+    rows: Vec<usize>,
+    lengths: Vec<usize>,
+    /// Padded batch size and length.
+    batch: usize,
+    seq: usize,
+}
+
+impl Packing {
+    fn new(batch: &HostBatch) -> Packing {
+        Packing { rows: batch.token_rows(), lengths: batch.lengths.clone(), batch: batch.batch, seq: batch.seq }
+    }
+
+    fn tokens(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The real tokens' rows of a padded [batch * seq, width] matrix.
+    fn gather(&self, padded: &[f32], width: usize) -> Vec<f32> {
+        let mut out = Vec::with_capacity(self.rows.len() * width);
+        for &r in &self.rows {
+            out.extend_from_slice(&padded[r * width..(r + 1) * width]);
+        }
+        out
+    }
+
+    /// Each sentence's [heads, len, len] corner of a padded [batch, heads, seq, seq] tensor.
+    fn gather_attention(&self, padded: &[f32], heads: usize) -> Vec<f32> {
+        let seq = self.seq;
+        let mut out = Vec::with_capacity(self.lengths.iter().map(|l| heads * l * l).sum());
+        for (b, &len) in self.lengths.iter().enumerate() {
+            for h in 0..heads {
+                for i in 0..len {
+                    let at = ((b * heads + h) * seq + i) * seq;
+                    out.extend_from_slice(&padded[at..at + len]);
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Everything the forward pass keeps for the backward pass.
 struct Cache {
+    packing: Packing,
     embed_norm: NormCache,
     embed_keep: Option<Vec<f32>>,
     layers: Vec<LayerCache>,
@@ -120,31 +170,43 @@ impl<'a> Pass<'a> {
         })
     }
 
-    fn draw(dropout: &mut Option<&mut Dropout>, n: usize, p: f64) -> Option<Vec<f32>> {
-        dropout.as_deref_mut().and_then(|d| d.mask(n, p))
+    /// The real tokens' part of a dropout mask drawn for the padded [batch * seq, hidden].
+    fn draw_tokens(&self, dropout: &mut Option<&mut Dropout>, pk: &Packing, p: f64) -> Option<Vec<f32>> {
+        let h = self.cfg.hidden_size;
+        let padded = dropout.as_deref_mut().and_then(|d| d.mask(pk.batch * pk.seq * h, p))?;
+        Some(pk.gather(&padded, h))
     }
 
-    /// Forward pass: logits [batch * seq, labels] and what the backward pass needs.
+    /// The sentences' part of a dropout mask drawn for the padded attention probabilities.
+    fn draw_attention(&self, dropout: &mut Option<&mut Dropout>, pk: &Packing) -> Option<Vec<f32>> {
+        let heads = self.cfg.num_heads;
+        let n = pk.batch * heads * pk.seq * pk.seq;
+        let padded = dropout.as_deref_mut().and_then(|d| d.mask(n, self.cfg.attention_dropout))?;
+        Some(pk.gather_attention(&padded, heads))
+    }
+
+    /// Forward pass: logits of the real tokens [tokens, labels] and what the backward pass
+    /// needs.
     fn forward(&self, batch: &HostBatch, mut dropout: Option<&mut Dropout>) -> (Vec<f32>, Cache) {
-        let h = self.cfg.hidden_size;
-        let n = batch.batch * batch.seq;
-        let embedded = self.embed(batch);
+        let packing = Packing::new(batch);
+        let n = packing.tokens();
+        let embedded = self.embed(batch, &packing);
         let (gamma, beta) = (self.w.get(self.index.norm.0), self.w.get(self.index.norm.1));
         let (mut x, embed_norm) = kernels::layer_norm(&embedded, gamma, beta, self.eps());
-        let embed_keep = Self::draw(&mut dropout, n * h, self.cfg.hidden_dropout);
+        let embed_keep = self.draw_tokens(&mut dropout, &packing, self.cfg.hidden_dropout);
         kernels::apply_keep(&mut x, embed_keep.as_deref());
         let mut layers = Vec::with_capacity(self.index.layers.len());
         for layer in &self.index.layers {
-            let (y, cache) = self.layer_forward(layer, x, batch, &mut dropout);
+            let (y, cache) = self.layer_forward(layer, x, &packing, &mut dropout);
             layers.push(cache);
             x = y;
         }
-        let classifier_keep = Self::draw(&mut dropout, n * h, self.cfg.classifier_dropout);
+        let classifier_keep = self.draw_tokens(&mut dropout, &packing, self.cfg.classifier_dropout);
         kernels::apply_keep(&mut x, classifier_keep.as_deref());
         let (wc, bc) = self.index.classifier;
         let mut logits = kernels::linear(&x, n, self.w.get(wc), self.labels);
         kernels::add_bias(&mut logits, self.w.get(bc));
-        let cache = Cache { embed_norm, embed_keep, layers, features: x, classifier_keep };
+        let cache = Cache { packing, embed_norm, embed_keep, layers, features: x, classifier_keep };
         (logits, cache)
     }
 
@@ -152,13 +214,13 @@ impl<'a> Pass<'a> {
         self.cfg.layer_norm_eps as f32
     }
 
-    /// word + position (+ token type 0) embeddings: [batch * seq, hidden]
-    fn embed(&self, batch: &HostBatch) -> Vec<f32> {
+    /// word + position (+ token type 0) embeddings of the real tokens: [tokens, hidden]
+    fn embed(&self, batch: &HostBatch, pk: &Packing) -> Vec<f32> {
         let h = self.cfg.hidden_size;
         let (word, position) = (self.w.get(self.index.word), self.w.get(self.index.position));
         let token_type = self.index.token_type.map(|i| &self.w.get(i)[..h]);
-        let mut out = vec![0.0; batch.input_ids.len() * h];
-        for (t, row) in out.chunks_mut(h).enumerate() {
+        let mut out = vec![0.0; pk.tokens() * h];
+        for (&t, row) in pk.rows.iter().zip(out.chunks_mut(h)) {
             let (id, pos) = (batch.input_ids[t] as usize, batch.position_ids[t] as usize);
             let (wr, pr) = (&word[id * h..(id + 1) * h], &position[pos * h..(pos + 1) * h]);
             for i in 0..h {
@@ -168,13 +230,8 @@ impl<'a> Pass<'a> {
         out
     }
 
-    fn attention_shape(&self, batch: &HostBatch) -> AttentionShape {
-        AttentionShape {
-            batch: batch.batch,
-            seq: batch.seq,
-            heads: self.cfg.num_heads,
-            head_size: self.cfg.head_size(),
-        }
+    fn attention_shape(&self) -> AttentionShape {
+        AttentionShape { heads: self.cfg.num_heads, head_size: self.cfg.head_size() }
     }
 
     /// One post-norm transformer layer. x: [n, hidden] -> [n, hidden]
@@ -182,11 +239,11 @@ impl<'a> Pass<'a> {
         &self,
         layer: &LayerIndex,
         x: Vec<f32>,
-        batch: &HostBatch,
+        pk: &Packing,
         dropout: &mut Option<&mut Dropout>,
     ) -> (Vec<f32>, LayerCache) {
         let (h, ff) = (self.cfg.hidden_size, self.cfg.intermediate_size);
-        let n = batch.batch * batch.seq;
+        let n = pk.tokens();
         let mut qkv = vec![0.0; n * 3 * h];
         let mut qkv_bias = Vec::with_capacity(3 * h);
         for (part, (w, b)) in layer.qkv.iter().enumerate() {
@@ -195,21 +252,19 @@ impl<'a> Pass<'a> {
             qkv_bias.extend_from_slice(self.w.get(*b));
         }
         kernels::add_bias(&mut qkv, &qkv_bias);
-        let shape = self.attention_shape(batch);
-        let probs_keep =
-            Self::draw(dropout, shape.batch * shape.heads * shape.seq * shape.seq, self.cfg.attention_dropout);
-        let (probs, context) = kernels::attention(&qkv, &batch.attention_bias, probs_keep.as_deref(), shape);
+        let probs_keep = self.draw_attention(dropout, pk);
+        let (probs, context) = kernels::attention(&qkv, probs_keep.as_deref(), &pk.lengths, self.attention_shape());
         let mut attended = kernels::linear(&context, n, self.w.get(layer.output.0), h);
         let output_keep = match self.cfg.architecture {
             Architecture::DistilBert => None,
-            _ => Self::draw(dropout, n * h, self.cfg.hidden_dropout),
+            _ => self.draw_tokens(dropout, pk, self.cfg.hidden_dropout),
         };
         kernels::bias_dropout_residual(&mut attended, self.w.get(layer.output.1), output_keep.as_deref(), &x);
         let (hidden1, norm1) = self.norm(&attended, layer.norm1);
         let mut pre_activation = kernels::linear(&hidden1, n, self.w.get(layer.ffn_in.0), ff);
         let activation = kernels::bias_gelu_or(&mut pre_activation, self.w.get(layer.ffn_in.1), self.cfg.activation);
         let mut out = kernels::linear(&activation, n, self.w.get(layer.ffn_out.0), h);
-        let ffn_keep = Self::draw(dropout, n * h, self.cfg.hidden_dropout);
+        let ffn_keep = self.draw_tokens(dropout, pk, self.cfg.hidden_dropout);
         kernels::bias_dropout_residual(&mut out, self.w.get(layer.ffn_out.1), ffn_keep.as_deref(), &hidden1);
         let (y, norm2) = self.norm(&out, layer.norm2);
         let cache = LayerCache {
@@ -236,7 +291,7 @@ impl<'a> Pass<'a> {
     /// Backward pass from the logits' gradient; adds every parameter's gradient to `grads`.
     fn backward(&self, dlogits: &[f32], cache: &Cache, batch: &HostBatch, grads: &mut [Vec<f32>]) {
         let h = self.cfg.hidden_size;
-        let n = batch.batch * batch.seq;
+        let n = cache.packing.tokens();
         let (wc, bc) = self.index.classifier;
         let labels = View::new(dlogits, n, self.labels);
         kernels::matmul(&mut grads[wc], h, labels.t(), View::new(&cache.features, n, h), true);
@@ -245,11 +300,11 @@ impl<'a> Pass<'a> {
         kernels::matmul(&mut dy, h, labels, View::new(self.w.get(wc), self.labels, h), false);
         kernels::apply_keep(&mut dy, cache.classifier_keep.as_deref());
         for (layer, lc) in self.index.layers.iter().zip(&cache.layers).rev() {
-            dy = self.layer_backward(layer, lc, dy, batch, grads);
+            dy = self.layer_backward(layer, lc, dy, &cache.packing, grads);
         }
         kernels::apply_keep(&mut dy, cache.embed_keep.as_deref());
         let dembed = self.norm_backward(&dy, &cache.embed_norm, self.index.norm, grads);
-        self.embed_backward(&dembed, batch, grads);
+        self.embed_backward(&dembed, batch, &cache.packing, grads);
     }
 
     fn norm_backward(
@@ -264,9 +319,9 @@ impl<'a> Pass<'a> {
     }
 
     /// Adds `dy`'s rows to the rows of the embeddings that produced them.
-    fn embed_backward(&self, dy: &[f32], batch: &HostBatch, grads: &mut [Vec<f32>]) {
+    fn embed_backward(&self, dy: &[f32], batch: &HostBatch, pk: &Packing, grads: &mut [Vec<f32>]) {
         let h = self.cfg.hidden_size;
-        for (t, row) in dy.chunks(h).enumerate() {
+        for (&t, row) in pk.rows.iter().zip(dy.chunks(h)) {
             let id = batch.input_ids[t] as usize;
             let pos = batch.position_ids[t] as usize;
             add_row(&mut grads[self.index.word][id * h..(id + 1) * h], row);
@@ -283,11 +338,11 @@ impl<'a> Pass<'a> {
         layer: &LayerIndex,
         c: &LayerCache,
         dy: Vec<f32>,
-        batch: &HostBatch,
+        pk: &Packing,
         grads: &mut [Vec<f32>],
     ) -> Vec<f32> {
         let (h, ff) = (self.cfg.hidden_size, self.cfg.intermediate_size);
-        let n = batch.batch * batch.seq;
+        let n = pk.tokens();
         // y = norm2((ffn_out(gelu(ffn_in(h1))) + b) * keep + h1)
         let dr2 = self.norm_backward(&dy, &c.norm2, layer.norm2, grads);
         let mut dout = dr2.clone();
@@ -303,8 +358,8 @@ impl<'a> Pass<'a> {
         kernels::apply_keep(&mut dattended, c.output_keep.as_deref());
         let mut dcontext = vec![0.0; n * h];
         self.linear_backward(layer.output, &dattended, &c.context, (n, h, h), Some(&mut dcontext), grads);
-        let shape = self.attention_shape(batch);
-        let dqkv = kernels::attention_backward(&dcontext, &c.qkv, &c.probs, c.probs_keep.as_deref(), shape);
+        let keep = c.probs_keep.as_deref();
+        let dqkv = kernels::attention_backward(&dcontext, &c.qkv, &c.probs, keep, &pk.lengths, self.attention_shape());
         let mut dx = dr1;
         for (part, &(w, b)) in layer.qkv.iter().enumerate() {
             let dpart = View::strided(&dqkv[part * h..], n, h, 3 * h);
@@ -387,15 +442,22 @@ pub fn loss_and_grads(
 ) -> Result<f64, FastError> {
     let pass = Pass::new(model)?;
     let (logits, cache) = pass.forward(batch, dropout);
-    let (loss, dlogits) = cross_entropy_with_grad(&logits, pass.labels, targets, denominator);
+    let targets: Vec<i64> = cache.packing.rows.iter().map(|&r| targets[r]).collect();
+    let (loss, dlogits) = cross_entropy_with_grad(&logits, pass.labels, &targets, denominator);
     pass.backward(&dlogits, &cache, batch, grads);
     Ok(loss)
 }
 
-/// Logits without dropout: [batch * seq, labels].
+/// Logits without dropout in the padded layout: [batch * seq, labels] (zeros on padding).
 pub fn logits(model: &TokenClassifier, batch: &HostBatch) -> Result<Vec<f32>, FastError> {
     let pass = Pass::new(model)?;
-    Ok(pass.forward(batch, None).0)
+    let (packed, cache) = pass.forward(batch, None);
+    let labels = pass.labels;
+    let mut padded = vec![0.0; batch.batch * batch.seq * labels];
+    for (&r, row) in cache.packing.rows.iter().zip(packed.chunks(labels)) {
+        padded[r * labels..(r + 1) * labels].copy_from_slice(row);
+    }
+    Ok(padded)
 }
 
 /// Whether the fast path can run `model` (every parameter in host memory).

@@ -2,7 +2,7 @@
 //! optimizer and the gradient norm; other devices fall back to tensor operations.
 
 use super::params::Params;
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Storage, StorageRef, Tensor};
+use candle_core::{CpuStorage, InplaceOp1, InplaceOp2, Layout, Result, Storage, StorageRef, Tensor};
 use std::cell::RefCell;
 
 /// Runs `f` on the f32 elements of `t` when it is a contiguous CPU tensor; `None` otherwise.
@@ -51,6 +51,33 @@ pub fn is_host(t: &Tensor) -> bool {
 pub fn update_in_place(dst: &Tensor, src: &Tensor, f: impl FnMut(&mut [f32], &[f32])) -> Result<()> {
     let src = src.contiguous()?;
     dst.inplace_op2(&src, &Update(RefCell::new(f)))
+}
+
+/// An in-place update of a CPU tensor: `f(values)`.
+struct Modify<F: FnMut(&mut [f32])>(RefCell<F>);
+
+impl<F: FnMut(&mut [f32])> InplaceOp1 for Modify<F> {
+    fn name(&self) -> &'static str {
+        "host-modify"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> Result<()> {
+        let Some((start, end)) = layout.contiguous_offsets() else {
+            candle_core::bail!("host-modify: non-contiguous tensor");
+        };
+        match storage {
+            CpuStorage::F32(values) => {
+                (self.0.borrow_mut())(&mut values[start..end]);
+                Ok(())
+            }
+            _ => candle_core::bail!("host-modify: f32 tensor expected"),
+        }
+    }
+}
+
+/// Applies `f` to the elements of the CPU tensor `dst` in place.
+pub fn modify_in_place(dst: &Tensor, f: impl FnMut(&mut [f32])) -> Result<()> {
+    dst.inplace_op1(&Modify(RefCell::new(f)))
 }
 
 /// Read access to every parameter's values in host memory, held for one forward and

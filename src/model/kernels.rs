@@ -41,8 +41,21 @@ impl<'a> View<'a> {
 }
 
 /// `dst = a·b` (or `dst += a·b` when `accumulate`); `dst` is `a.rows x b.cols` with rows
-/// `dst_stride` apart.
+/// `dst_stride` apart. Large products use every rayon thread.
 pub fn matmul(dst: &mut [f32], dst_stride: usize, a: View, b: View, accumulate: bool) {
+    let threads = match a.rows * a.cols * b.cols {
+        work if work < 1 << 15 => 1,
+        _ => rayon::current_num_threads(),
+    };
+    product(dst, dst_stride, a, b, accumulate, threads)
+}
+
+/// [`matmul`] on the calling thread (inside parallel loops).
+pub fn matmul_serial(dst: &mut [f32], dst_stride: usize, a: View, b: View, accumulate: bool) {
+    product(dst, dst_stride, a, b, accumulate, 1)
+}
+
+fn product(dst: &mut [f32], dst_stride: usize, a: View, b: View, accumulate: bool, threads: usize) {
     let (m, n, k) = (a.rows, b.cols, a.cols);
     assert_eq!(a.cols, b.rows, "matmul: inner dimensions differ");
     assert!(m == 0 || (m - 1) * dst_stride + n <= dst.len(), "matmul: dst too small");
@@ -55,9 +68,9 @@ pub fn matmul(dst: &mut [f32], dst_stride: usize, a: View, b: View, accumulate: 
         }
         return;
     }
-    let parallelism = match m * n * k {
-        work if work < 1 << 15 => gemm::Parallelism::None,
-        _ => gemm::Parallelism::Rayon(rayon::current_num_threads()),
+    let parallelism = match threads {
+        1 => gemm::Parallelism::None,
+        n => gemm::Parallelism::Rayon(n),
     };
     // SAFETY: the asserts above keep every index of dst, a and b inside their slices.
     unsafe {
@@ -211,16 +224,28 @@ pub fn bias_gelu(u: &mut [f32], bias: &[f32]) -> Vec<f32> {
 /// Adds `bias` to `u` in place and returns `act(u)`.
 pub fn bias_gelu_or(u: &mut [f32], bias: &[f32], act: Activation) -> Vec<f32> {
     add_bias(u, bias);
-    let f = match act {
-        Activation::GeluErf => approx::gelu,
-        Activation::GeluTanh => |x| gelu_tanh(x).0,
-        Activation::Relu => |x: f32| x.max(0.0),
-    };
     let mut out = vec![0.0; u.len()];
-    out.par_chunks_mut(ELEMENTS)
-        .zip(u.par_chunks(ELEMENTS))
-        .for_each(|(o, u)| vectorised(|| o.iter_mut().zip(u).for_each(|(o, &x)| *o = f(x))));
+    // One arm per activation: each loop is compiled (and vectorised) with its function inlined.
+    match act {
+        Activation::GeluErf => map_into(&mut out, u, approx::gelu),
+        Activation::GeluTanh => map_into(&mut out, u, |x| gelu_tanh(x).0),
+        Activation::Relu => map_into(&mut out, u, |x| x.max(0.0)),
+    }
     out
+}
+
+/// `out[i] = f(input[i])` in parallel chunks.
+fn map_into(out: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+    out.par_chunks_mut(ELEMENTS)
+        .zip(input.par_chunks(ELEMENTS))
+        .for_each(|(o, x)| vectorised(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x))));
+}
+
+/// `d[i] *= f(input[i])` in parallel chunks.
+fn scale_by(d: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+    d.par_chunks_mut(ELEMENTS)
+        .zip(input.par_chunks(ELEMENTS))
+        .for_each(|(d, x)| vectorised(|| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= f(x))));
 }
 
 /// Elements per parallel task in element-wise loops.
@@ -252,14 +277,11 @@ pub fn gelu_backward(dg: &mut [f32], u: &[f32]) {
 
 /// `d *= act'(u)` in place.
 pub fn activation_backward(d: &mut [f32], u: &[f32], act: Activation) {
-    let derivative = match act {
-        Activation::GeluErf => approx::gelu_derivative,
-        Activation::GeluTanh => |x| gelu_tanh(x).1,
-        Activation::Relu => |x: f32| if x > 0.0 { 1.0 } else { 0.0 },
-    };
-    d.par_chunks_mut(ELEMENTS)
-        .zip(u.par_chunks(ELEMENTS))
-        .for_each(|(d, u)| vectorised(|| d.iter_mut().zip(u).for_each(|(d, &x)| *d *= derivative(x))));
+    match act {
+        Activation::GeluErf => scale_by(d, u, approx::gelu_derivative),
+        Activation::GeluTanh => scale_by(d, u, |x| gelu_tanh(x).1),
+        Activation::Relu => scale_by(d, u, |x| if x > 0.0 { 1.0 } else { 0.0 }),
+    }
 }
 
 /// The tanh approximation of GELU (candle's `gelu`) and its derivative.
@@ -272,11 +294,9 @@ fn gelu_tanh(x: f32) -> (f32, f32) {
     (value, derivative)
 }
 
-/// Shapes of one attention computation.
+/// Heads of one attention computation.
 #[derive(Debug, Clone, Copy)]
 pub struct AttentionShape {
-    pub batch: usize,
-    pub seq: usize,
     pub heads: usize,
     pub head_size: usize,
 }
@@ -287,66 +307,95 @@ impl AttentionShape {
     }
 }
 
-/// Multi-head self-attention on `qkv` ([batch * seq, 3 * hidden]: queries, keys, values)
-/// with an additive key mask `bias` ([batch, seq]). Returns the softmax probabilities
-/// ([batch, heads, seq, seq], before dropout) and the context ([batch * seq, hidden]);
-/// `keep` is the dropout mask of the probabilities.
-pub fn attention(qkv: &[f32], bias: &[f32], keep: Option<&[f32]>, shape: AttentionShape) -> (Vec<f32>, Vec<f32>) {
-    let AttentionShape { seq, heads, .. } = shape;
-    let hidden = shape.hidden();
-    let scale = 1.0 / (shape.head_size as f32).sqrt();
-    let mut probs = vec![0.0; shape.batch * heads * seq * seq];
-    let mut context = vec![0.0; shape.batch * seq * hidden];
-    probs.par_chunks_mut(heads * seq * seq).zip(context.par_chunks_mut(seq * hidden)).enumerate().for_each(
-        |(b, (probs, context))| {
-            let qkv = &qkv[b * seq * 3 * hidden..(b + 1) * seq * 3 * hidden];
-            let bias = &bias[b * seq..(b + 1) * seq];
-            let keep = keep.map(|k| &k[b * heads * seq * seq..(b + 1) * heads * seq * seq]);
-            for h in 0..heads {
-                let p = &mut probs[h * seq * seq..(h + 1) * seq * seq];
-                let keep = keep.map(|k| &k[h * seq * seq..(h + 1) * seq * seq]);
-                vectorised(|| head_forward(qkv, bias, keep, p, context, h, shape, scale));
-            }
-        },
-    );
+/// Splits `values` into consecutive mutable parts of the given sizes.
+fn split_parts(mut values: &mut [f32], sizes: impl Iterator<Item = usize>) -> Vec<&mut [f32]> {
+    let mut parts = Vec::new();
+    for n in sizes {
+        let (part, rest) = values.split_at_mut(n);
+        parts.push(part);
+        values = rest;
+    }
+    parts
+}
+
+/// Start of each sentence's block when sentence `i` takes `size(len_i)` elements.
+fn starts(lengths: &[usize], size: impl Fn(usize) -> usize) -> Vec<usize> {
+    let mut at = 0;
+    lengths
+        .iter()
+        .map(|&l| {
+            let start = at;
+            at += size(l);
+            start
+        })
+        .collect()
+}
+
+/// Multi-head self-attention over packed sentences (no padding): `qkv` holds queries, keys
+/// and values of every token ([tokens, 3 * hidden]), sentence `i` being the next
+/// `lengths[i]` rows. Returns the softmax probabilities (per sentence [heads, len, len],
+/// before dropout) and the context ([tokens, hidden]); `keep` is the dropout mask of the
+/// probabilities, laid out as they are. Sentences run in parallel, each head's products as
+/// small single-threaded matrix products on strided column blocks.
+pub fn attention(qkv: &[f32], keep: Option<&[f32]>, lengths: &[usize], shape: AttentionShape) -> (Vec<f32>, Vec<f32>) {
+    let (heads, hidden) = (shape.heads, shape.hidden());
+    let tokens: usize = lengths.iter().sum();
+    let prob_sizes = lengths.iter().map(|&l| heads * l * l);
+    let mut probs = vec![0.0; prob_sizes.clone().sum()];
+    let mut context = vec![0.0; tokens * hidden];
+    let (token_at, prob_at) = (starts(lengths, |l| l), starts(lengths, |l| heads * l * l));
+    let prob_parts = split_parts(&mut probs, prob_sizes);
+    let context_parts = split_parts(&mut context, lengths.iter().map(|&l| l * hidden));
+    prob_parts.into_par_iter().zip(context_parts).enumerate().for_each(|(b, (probs, context))| {
+        let len = lengths[b];
+        let qkv = &qkv[token_at[b] * 3 * hidden..(token_at[b] + len) * 3 * hidden];
+        let keep = keep.map(|k| &k[prob_at[b]..prob_at[b] + heads * len * len]);
+        let mut dropped = vec![0.0; len * len];
+        for h in 0..heads {
+            let p = &mut probs[h * len * len..(h + 1) * len * len];
+            let keep = keep.map(|k| &k[h * len * len..(h + 1) * len * len]);
+            head_forward(qkv, keep, p, &mut dropped, context, h, len, shape);
+        }
+    });
     (probs, context)
 }
 
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn head_forward(
-    qkv: &[f32],
-    bias: &[f32],
-    keep: Option<&[f32]>,
-    probs: &mut [f32],
-    context: &mut [f32],
-    h: usize,
-    shape: AttentionShape,
-    scale: f32,
-) {
-    let (seq, d, hidden) = (shape.seq, shape.head_size, shape.hidden());
-    let q = |i: usize| &qkv[i * 3 * hidden + h * d..i * 3 * hidden + (h + 1) * d];
-    let k = |j: usize| &qkv[i3(j, hidden) + hidden + h * d..i3(j, hidden) + hidden + (h + 1) * d];
-    let v = |j: usize| &qkv[i3(j, hidden) + 2 * hidden + h * d..i3(j, hidden) + 2 * hidden + (h + 1) * d];
-    for i in 0..seq {
-        let row = &mut probs[i * seq..(i + 1) * seq];
-        for j in 0..seq {
-            row[j] = dot(q(i), k(j)) * scale + bias[j];
-        }
-        softmax_in_place(row);
-        let out = &mut context[i * hidden + h * d..i * hidden + (h + 1) * d];
-        out.fill(0.0);
-        for j in 0..seq {
-            let p = keep.map_or(row[j], |k| row[j] * k[i * seq + j]);
-            if p != 0.0 {
-                out.iter_mut().zip(v(j)).for_each(|(o, &x)| *o += p * x);
-            }
-        }
-    }
+/// The query, key or value block (`part` 0, 1, 2) of head `h`: [len, head_size].
+fn head_block(qkv: &[f32], part: usize, h: usize, len: usize, shape: AttentionShape) -> View<'_> {
+    let hidden = shape.hidden();
+    let start = part * hidden + h * shape.head_size;
+    View::strided(&qkv[start..], len, shape.head_size, 3 * hidden)
 }
 
-fn i3(row: usize, hidden: usize) -> usize {
-    row * 3 * hidden
+#[allow(clippy::too_many_arguments)]
+fn head_forward(
+    qkv: &[f32],
+    keep: Option<&[f32]>,
+    probs: &mut [f32],
+    dropped: &mut [f32],
+    context: &mut [f32],
+    h: usize,
+    len: usize,
+    shape: AttentionShape,
+) {
+    let d = shape.head_size;
+    let scale = 1.0 / (d as f32).sqrt();
+    let block = |part| head_block(qkv, part, h, len, shape);
+    matmul_serial(probs, len, block(0), block(1).t(), false);
+    vectorised(|| {
+        for row in probs.chunks_mut(len) {
+            row.iter_mut().for_each(|x| *x *= scale);
+            softmax_in_place(row);
+        }
+    });
+    let weights = match keep {
+        Some(keep) => {
+            vectorised(|| dropped.iter_mut().zip(probs.iter().zip(keep)).for_each(|(o, (&p, &k))| *o = p * k));
+            &*dropped
+        }
+        None => &*probs,
+    };
+    matmul_serial(&mut context[h * d..], shape.hidden(), View::new(weights, len, len), block(2), false);
 }
 
 /// Gradient of `qkv` from the gradient of the context of [`attention`].
@@ -355,71 +404,68 @@ pub fn attention_backward(
     qkv: &[f32],
     probs: &[f32],
     keep: Option<&[f32]>,
+    lengths: &[usize],
     shape: AttentionShape,
 ) -> Vec<f32> {
-    let AttentionShape { seq, heads, .. } = shape;
-    let hidden = shape.hidden();
-    let scale = 1.0 / (shape.head_size as f32).sqrt();
+    let (heads, hidden) = (shape.heads, shape.hidden());
     let mut dqkv = vec![0.0; qkv.len()];
-    dqkv.par_chunks_mut(seq * 3 * hidden).enumerate().for_each(|(b, dqkv)| {
-        let rows = b * seq * 3 * hidden..(b + 1) * seq * 3 * hidden;
-        let qkv = &qkv[rows];
-        let dcontext = &dcontext[b * seq * hidden..(b + 1) * seq * hidden];
-        let block = b * heads * seq * seq..(b + 1) * heads * seq * seq;
-        let (probs, keep) = (&probs[block.clone()], keep.map(|k| &k[block]));
-        let mut dp = vec![0.0f32; seq];
+    let (token_at, prob_at) = (starts(lengths, |l| l), starts(lengths, |l| heads * l * l));
+    let parts = split_parts(&mut dqkv, lengths.iter().map(|&l| l * 3 * hidden));
+    parts.into_par_iter().enumerate().for_each(|(b, dqkv)| {
+        let (len, t0, p0) = (lengths[b], token_at[b], prob_at[b]);
+        let qkv = &qkv[t0 * 3 * hidden..(t0 + len) * 3 * hidden];
+        let dcontext = &dcontext[t0 * hidden..(t0 + len) * hidden];
+        let size = heads * len * len;
+        let (probs, keep) = (&probs[p0..p0 + size], keep.map(|k| &k[p0..p0 + size]));
+        let mut scratch = [vec![0.0; len * len], vec![0.0; len * len]];
         for h in 0..heads {
-            let p = &probs[h * seq * seq..(h + 1) * seq * seq];
-            let keep = keep.map(|k| &k[h * seq * seq..(h + 1) * seq * seq]);
-            vectorised(|| head_backward(dcontext, qkv, p, keep, dqkv, &mut dp, h, shape, scale));
+            let p = &probs[h * len * len..(h + 1) * len * len];
+            let keep = keep.map(|k| &k[h * len * len..(h + 1) * len * len]);
+            head_backward(dcontext, qkv, p, keep, dqkv, &mut scratch, h, len, shape);
         }
     });
     dqkv
 }
 
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
 fn head_backward(
     dcontext: &[f32],
     qkv: &[f32],
     probs: &[f32],
     keep: Option<&[f32]>,
     dqkv: &mut [f32],
-    dp: &mut [f32],
+    [dp, dropped]: &mut [Vec<f32>; 2],
     h: usize,
+    len: usize,
     shape: AttentionShape,
-    scale: f32,
 ) {
-    let (seq, d, hidden) = (shape.seq, shape.head_size, shape.hidden());
-    let at = |row: usize, part: usize| i3(row, hidden) + part * hidden + h * d;
-    for i in 0..seq {
-        let dc = &dcontext[i * hidden + h * d..i * hidden + (h + 1) * d];
-        let p = &probs[i * seq..(i + 1) * seq];
-        // d(dropped probs) = dcontext · v_j; dv_j += dropped_p * dcontext.
-        for j in 0..seq {
-            let kj = keep.map_or(1.0, |k| k[i * seq + j]);
-            let v = &qkv[at(j, 2)..at(j, 2) + d];
-            dp[j] = dot(dc, v) * kj;
-            let pd = p[j] * kj;
-            if pd != 0.0 {
-                let dv = &mut dqkv[at(j, 2)..at(j, 2) + d];
-                dv.iter_mut().zip(dc).for_each(|(o, &g)| *o += pd * g);
-            }
+    let (d, hidden) = (shape.head_size, shape.hidden());
+    let scale = 1.0 / (d as f32).sqrt();
+    let dc = View::strided(&dcontext[h * d..], len, d, hidden);
+    let block = |part| head_block(qkv, part, h, len, shape);
+    let weights = match keep {
+        Some(keep) => {
+            vectorised(|| dropped.iter_mut().zip(probs.iter().zip(keep)).for_each(|(o, (&p, &k))| *o = p * k));
+            &dropped[..]
         }
-        // Softmax backward: ds = p * (dp - sum(dp * p)), then the scale of the scores.
-        let inner: f32 = dp.iter().zip(p).map(|(a, b)| a * b).sum();
-        for j in 0..seq {
-            let ds = p[j] * (dp[j] - inner) * scale;
-            if ds == 0.0 {
-                continue;
+        None => probs,
+    };
+    // dv = (dropped probs)ᵀ · dcontext; d(dropped probs) = dcontext · vᵀ.
+    matmul_serial(&mut dqkv[2 * hidden + h * d..], 3 * hidden, View::new(weights, len, len).t(), dc, false);
+    matmul_serial(dp, len, dc, block(2).t(), false);
+    // Softmax backward: ds = p * (dp - sum(dp * p)), times the scale of the scores.
+    vectorised(|| {
+        for (i, (dp, p)) in dp.chunks_mut(len).zip(probs.chunks(len)).enumerate() {
+            if let Some(keep) = keep {
+                dp.iter_mut().zip(&keep[i * len..(i + 1) * len]).for_each(|(x, &k)| *x *= k);
             }
-            let (qi, kj) = (at(i, 0), at(j, 1));
-            for c in 0..d {
-                dqkv[qi + c] += ds * qkv[kj + c];
-                dqkv[kj + c] += ds * qkv[qi + c];
-            }
+            let inner: f32 = dot(dp, p);
+            dp.iter_mut().zip(p).for_each(|(x, &p)| *x = p * (*x - inner) * scale);
         }
-    }
+    });
+    let ds = View::new(dp, len, len);
+    matmul_serial(&mut dqkv[h * d..], 3 * hidden, ds, block(1), false);
+    matmul_serial(&mut dqkv[hidden + h * d..], 3 * hidden, ds.t(), block(0), false);
 }
 
 #[inline(always)]
@@ -554,18 +600,31 @@ mod tests {
         close(&acc, &want, 1e-5);
     }
 
-    /// Attention against candle ops, forward and backward, with a padded key and dropout.
+    /// Packed attention against candle ops on the padded batch (masked keys), forward and
+    /// backward, with dropout.
     #[test]
     fn attention_matches_candle_with_gradients() {
-        let shape = AttentionShape { batch: 2, seq: 3, heads: 2, head_size: 4 };
+        let shape = AttentionShape { heads: 2, head_size: 4 };
         let (b, s, h, d) = (2, 3, 2, 4);
         let hidden = h * d;
-        let qkv = seq(b * s * 3 * hidden, 0.11);
-        let bias = vec![0.0, 0.0, f32::MIN, 0.0, 0.0, 0.0];
-        let keep: Vec<f32> = (0..b * h * s * s).map(|i| if i % 5 == 0 { 0.0 } else { 1.25 }).collect();
-        let (probs, context) = attention(&qkv, &bias, Some(&keep), shape);
+        let lengths = [3, 2];
+        let padded_qkv = seq(b * s * 3 * hidden, 0.11);
+        let real_rows = [0, 1, 2, 3, 4];
+        let packed: Vec<f32> =
+            real_rows.iter().flat_map(|&r| padded_qkv[r * 3 * hidden..(r + 1) * 3 * hidden].to_vec()).collect();
+        let bias = vec![0.0, 0.0, 0.0, 0.0, 0.0, f32::MIN];
+        let padded_keep: Vec<f32> = (0..b * h * s * s).map(|i| if i % 5 == 0 { 0.0 } else { 1.25 }).collect();
+        // The packed mask: sentence 0 whole, sentence 1 its 2 x 2 corners.
+        let mut keep = padded_keep[..h * s * s].to_vec();
+        for head in 0..h {
+            for i in 0..2 {
+                let at = h * s * s + head * s * s + i * s;
+                keep.extend_from_slice(&padded_keep[at..at + 2]);
+            }
+        }
+        let (probs, context) = attention(&packed, Some(&keep), &lengths, shape);
 
-        let qkv_var = candle_core::Var::from_tensor(&tensor(&qkv, &[b * s, 3 * hidden])).unwrap();
+        let qkv_var = candle_core::Var::from_tensor(&tensor(&padded_qkv, &[b * s, 3 * hidden])).unwrap();
         let part = |i: usize| {
             qkv_var
                 .narrow(1, i * hidden, hidden)
@@ -581,17 +640,19 @@ mod tests {
         let scores = (q.matmul(&k.t().unwrap()).unwrap() * (1.0 / 2.0)).unwrap();
         let scores = scores.broadcast_add(&tensor(&bias, &[b, 1, 1, s])).unwrap();
         let p = candle_nn::ops::softmax(&scores, D::Minus1).unwrap();
-        close(&probs, &flat(&p), 1e-6);
-        let pd = (p * tensor(&keep, &[b, h, s, s])).unwrap();
+        close(&probs[..h * s * s], &flat(&p)[..h * s * s], 1e-6);
+        let pd = (p * tensor(&padded_keep, &[b, h, s, s])).unwrap();
         let ctx =
             pd.matmul(&v).unwrap().transpose(1, 2).unwrap().contiguous().unwrap().reshape((b * s, hidden)).unwrap();
-        close(&context, &flat(&ctx), 1e-5);
+        close(&context, &flat(&ctx)[..5 * hidden], 1e-5);
 
         let dctx = seq(b * s * hidden, 0.13);
-        let loss = (ctx * tensor(&dctx, &[b * s, hidden])).unwrap().sum_all().unwrap();
+        let mut padded_dctx = dctx.clone();
+        padded_dctx[5 * hidden..].fill(0.0);
+        let loss = (ctx * tensor(&padded_dctx, &[b * s, hidden])).unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
-        let dqkv = attention_backward(&dctx, &qkv, &probs, Some(&keep), shape);
-        close(&dqkv, &flat(grads.get(&qkv_var).unwrap()), 1e-4);
+        let dqkv = attention_backward(&dctx[..5 * hidden], &packed, &probs, Some(&keep), &lengths, shape);
+        close(&dqkv, &flat(grads.get(&qkv_var).unwrap())[..5 * 3 * hidden], 1e-4);
     }
 
     #[test]

@@ -24,14 +24,21 @@ pub fn global_norm(grads: &[&Tensor]) -> Result<f64> {
     Ok(sum.sqrt())
 }
 
+/// The L2 norm of gradients in host memory.
+pub fn global_norm_host(grads: &[Vec<f32>]) -> f64 {
+    grads.iter().map(|g| host_squared_sum(g)).sum::<f64>().sqrt()
+}
+
+// Chunk sums are collected in order and added sequentially: a parallel reduction tree
+// would make the norm, and so the run, depend on thread scheduling.
+fn host_squared_sum(xs: &[f32]) -> f64 {
+    let chunks: Vec<f64> =
+        xs.par_chunks(1 << 15).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect();
+    chunks.iter().sum::<f64>()
+}
+
 fn squared_sum(g: &Tensor) -> Result<f64> {
-    // Chunk sums are collected in order and added sequentially: a parallel reduction tree
-    // would make the norm, and so the run, depend on thread scheduling.
-    if let Some(sum) = crate::model::host::with_host_slice(g, |xs| {
-        let chunks: Vec<f64> =
-            xs.par_chunks(1 << 15).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect();
-        chunks.iter().sum::<f64>()
-    })? {
+    if let Some(sum) = crate::model::host::with_host_slice(g, host_squared_sum)? {
         return Ok(sum);
     }
     g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()
@@ -54,6 +61,7 @@ mod tests {
         let a = Tensor::new(&[3.0f32, 0.0], &Device::Cpu).unwrap();
         let b = Tensor::new(&[[0.0f32], [4.0]], &Device::Cpu).unwrap();
         assert!((global_norm(&[&a, &b]).unwrap() - 5.0).abs() < 1e-12);
+        assert_eq!(global_norm_host(&[vec![3.0, 0.0], vec![0.0, 4.0]]), 5.0);
         let strided = b.t().unwrap();
         assert!((global_norm(&[&strided]).unwrap() - 4.0).abs() < 1e-12);
     }

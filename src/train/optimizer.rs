@@ -3,7 +3,7 @@
 //! are not biases or norms. On the CPU, parameters and moments are updated in place in one
 //! fused parallel pass (candle_nn::AdamW decays everything and allocates per operation).
 
-use crate::model::host::{is_host, update_in_place};
+use crate::model::host::{is_host, modify_in_place, update_in_place};
 use crate::model::Params;
 use candle_core::{Result, Tensor, Var};
 use rayon::prelude::*;
@@ -95,6 +95,21 @@ impl AdamW {
     /// One update with learning rate `lr`; `grads[i]` belongs to the i-th parameter and is
     /// multiplied by `grad_scale` (the clipping coefficient). Parameters without a gradient
     /// are left alone, as torch does.
+    /// One update from gradients in host memory (the fused CPU path), `grads[i]` for the
+    /// i-th parameter, which must be a CPU tensor.
+    pub fn step_host(&mut self, grads: &[Vec<f32>], lr: f64, grad_scale: f64) -> Result<()> {
+        let cfg = self.cfg;
+        for (slot, grad) in self.slots.iter_mut().zip(grads) {
+            slot.steps += 1;
+            let s = scalars(&cfg, slot.decay, slot.steps, lr, grad_scale);
+            let Moments::Host { m, v } = &mut slot.moments else {
+                candle_core::bail!("step_host: parameter not in host memory");
+            };
+            modify_in_place(slot.var.as_tensor(), |p| update_slices(p, grad, m, v, s))?;
+        }
+        Ok(())
+    }
+
     pub fn step(&mut self, grads: &[Option<Tensor>], lr: f64, grad_scale: f64) -> Result<()> {
         let cfg = self.cfg;
         for (slot, grad) in self.slots.iter_mut().zip(grads) {
@@ -132,15 +147,18 @@ fn scalars(cfg: &AdamWConfig, decay: bool, t: u64, lr: f64, grad_scale: f64) -> 
 const CHUNK: usize = 1 << 14;
 
 fn host_update(var: &Var, grad: &Tensor, m: &mut [f32], v: &mut [f32], s: StepScalars) -> Result<()> {
-    update_in_place(var.as_tensor(), grad, |p, g| {
-        p.par_chunks_mut(CHUNK)
-            .zip(g.par_chunks(CHUNK))
-            .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-            .for_each(|((p, g), (m, v))| update_chunk(p, g, m, v, s));
-    })
+    update_in_place(var.as_tensor(), grad, |p, g| update_slices(p, g, m, v, s))
+}
+
+fn update_slices(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: StepScalars) {
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .for_each(|((p, g), (m, v))| crate::model::kernels::vectorised(|| update_chunk(p, g, m, v, s)));
 }
 
 /// torch's `_single_tensor_adamw` on one chunk.
+#[inline(always)]
 fn update_chunk(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: StepScalars) {
     for i in 0..p.len() {
         let g = g[i] * s.grad_scale;
@@ -213,6 +231,22 @@ mod tests {
         let (m2, _) = device_update(&other, &g, &zeros, &zeros, s).unwrap();
         assert_close(&other, &host.to_vec1::<f32>().unwrap().iter().map(|&x| x as f64).collect::<Vec<_>>());
         assert_eq!(m2.to_vec1::<f32>().unwrap(), m);
+    }
+
+    #[test]
+    fn host_step_matches_tensor_step() {
+        let dev = Device::Cpu;
+        let make = || Params::new(vec![("w".into(), Var::new(&[1.0f32, -2.0, 0.5], &dev).unwrap())]);
+        let (a, b) = (make(), make());
+        let (mut oa, mut ob) = (
+            AdamW::new(&a, AdamWConfig::with_weight_decay(0.1)).unwrap(),
+            AdamW::new(&b, AdamWConfig::with_weight_decay(0.1)).unwrap(),
+        );
+        for g in [[0.1f32, -0.2, 0.3], [0.5, 0.1, -0.7]] {
+            oa.step(&[Some(Tensor::new(&g, &dev).unwrap())], 0.01, 0.5).unwrap();
+            ob.step_host(&[g.to_vec()], 0.01, 0.5).unwrap();
+        }
+        assert_eq!(a.get("w").to_vec1::<f32>().unwrap(), b.get("w").to_vec1::<f32>().unwrap());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! restored for the single test evaluation.
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
-use super::clip::{clip_coefficient, global_norm};
+use super::clip::{clip_coefficient, global_norm, global_norm_host};
 use super::config::TrainConfig;
 use super::error::TrainError;
 use super::optimizer::{AdamW, AdamWConfig};
@@ -18,6 +18,7 @@ use crate::model::load::{load_model, resolve, LoadedModel};
 use crate::model::tokenizer::load_tokenizer;
 use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
 use candle_core::{Device, Tensor, D};
+use rayon::prelude::*;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
@@ -168,6 +169,8 @@ struct Run<'a> {
     step: usize,
     best_epoch: usize,
     best_weights: Option<Vec<Tensor>>,
+    /// Gradient buffers of the fused CPU path, reused across steps; `None` on other devices.
+    host_grads: Option<Vec<Vec<f32>>>,
 }
 
 impl<'a> Run<'a> {
@@ -179,6 +182,7 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
         let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
+        let host_grads = fast::available(&model).then(|| fast::zero_grads(model.params()));
         Ok(Run {
             schedule: LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_steps, cfg.warmup_ratio),
             optimizer,
@@ -189,6 +193,7 @@ impl<'a> Run<'a> {
             step: 0,
             best_epoch: 0,
             best_weights: None,
+            host_grads,
         })
     }
 
@@ -287,41 +292,48 @@ impl<'a> Run<'a> {
         let labelled: usize = batch.iter().map(|&i| labelled_count(&train[i].targets)).sum();
         let denominator = labelled.max(1) as f64;
         let micro = micro_batches(batch, self.cfg.grad_accum);
-        let (loss, grads) = match fast::available(&self.model) {
-            true => self.host_gradients(&micro, train, denominator)?,
-            false => self.graph_gradients(&micro, train, denominator)?,
-        };
+        let non_finite = TrainError::NonFiniteLoss { epoch, step: self.step + 1 };
+        if let Some(mut grads) = self.host_grads.take() {
+            let loss = self.host_gradients(&micro, train, denominator, &mut grads);
+            let norm = global_norm_host(&grads);
+            let result = match loss {
+                Ok(loss) if !loss.is_finite() || !norm.is_finite() => Err(non_finite),
+                Ok(loss) => {
+                    let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
+                    self.optimizer.step_host(&grads, lr, scale).map(|_| loss).map_err(TrainError::from)
+                }
+                Err(e) => Err(e),
+            };
+            self.host_grads = Some(grads);
+            return result;
+        }
+        let (loss, grads) = self.graph_gradients(&micro, train, denominator)?;
         let present: Vec<&Tensor> = grads.iter().flatten().collect();
         let norm = global_norm(&present)?;
         if !loss.is_finite() || !norm.is_finite() {
-            let step = self.step + 1;
-            return Err(TrainError::NonFiniteLoss { epoch, step });
+            return Err(non_finite);
         }
         let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
         self.optimizer.step(&grads, lr, scale)?;
         Ok(loss)
     }
 
-    /// Loss and gradients on the fused CPU path ([`fast`]).
+    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fast`]).
     fn host_gradients(
         &mut self,
         micro: &[&[usize]],
         train: &[AlignedSentence],
         denominator: f64,
-    ) -> Result<(f64, Vec<Option<Tensor>>), TrainError> {
-        let mut grads = fast::zero_grads(self.model.params());
+        grads: &mut [Vec<f32>],
+    ) -> Result<f64, TrainError> {
+        grads.par_iter_mut().for_each(|g| g.fill(0.0));
         let mut loss = 0.0;
         for rows in micro {
             let (batch, targets) = host_batch(rows, train, self.model.config());
             let dropout = Some(&mut self.dropout);
-            loss += fast::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, &mut grads)?;
+            loss += fast::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, grads)?;
         }
-        let tensors = grads
-            .into_iter()
-            .zip(self.model.params().iter())
-            .map(|(g, (_, var))| Ok(Some(Tensor::from_vec(g, var.shape(), &Device::Cpu)?)))
-            .collect::<Result<Vec<_>, TrainError>>()?;
-        Ok((loss, tensors))
+        Ok(loss)
     }
 
     /// Loss and gradients through candle's autograd (any device).
