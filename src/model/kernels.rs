@@ -128,7 +128,24 @@ pub fn add_column_sums(acc: &mut [f32], m: &[f32], width: usize, stride: usize) 
 
 /// Adds `bias` to every row of `m` (rows of `bias.len()` values).
 pub fn add_bias(m: &mut [f32], bias: &[f32]) {
-    m.par_chunks_mut(bias.len()).for_each(|row| row.iter_mut().zip(bias).for_each(|(x, &b)| *x += b));
+    let rows = rows_per_task(bias.len());
+    m.par_chunks_mut(bias.len() * rows).for_each(|block| {
+        vectorised(|| {
+            for row in block.chunks_mut(bias.len()) {
+                row.iter_mut().zip(bias).for_each(|(x, &b)| *x += b);
+            }
+        })
+    });
+}
+
+/// Rows of `width` elements per parallel task: tasks of about [`ELEMENTS`] elements.
+fn rows_per_task(width: usize) -> usize {
+    (ELEMENTS / width.max(1)).max(1)
+}
+
+/// Sets every element to zero, in parallel chunks.
+pub fn zero(m: &mut [f32]) {
+    m.par_chunks_mut(ELEMENTS * 4).for_each(|c| c.fill(0.0));
 }
 
 /// What the layer-norm backward pass needs.
@@ -199,19 +216,27 @@ pub fn layer_norm_backward(
 /// follows attention and feed-forward blocks).
 pub fn bias_dropout_residual(a: &mut [f32], bias: &[f32], keep: Option<&[f32]>, residual: &[f32]) {
     let width = bias.len();
-    a.par_chunks_mut(width).zip(residual.par_chunks(width)).enumerate().for_each(|(row, (a, res))| {
-        let keep = keep.map(|k| &k[row * width..(row + 1) * width]);
-        for i in 0..width {
-            let v = a[i] + bias[i];
-            a[i] = keep.map_or(v, |k| v * k[i]) + res[i];
-        }
+    let block = width * rows_per_task(width);
+    a.par_chunks_mut(block).zip(residual.par_chunks(block)).enumerate().for_each(|(task, (a, res))| {
+        let keep = keep.map(|k| &k[task * block..task * block + a.len()]);
+        vectorised(|| {
+            for (r, (a, res)) in a.chunks_mut(width).zip(res.chunks(width)).enumerate() {
+                let keep = keep.map(|k| &k[r * width..(r + 1) * width]);
+                for i in 0..width {
+                    let v = a[i] + bias[i];
+                    a[i] = keep.map_or(v, |k| v * k[i]) + res[i];
+                }
+            }
+        })
     });
 }
 
 /// Multiplies `m` by a dropout mask in place.
 pub fn apply_keep(m: &mut [f32], keep: Option<&[f32]>) {
     if let Some(keep) = keep {
-        m.par_iter_mut().zip(keep).for_each(|(x, &k)| *x *= k);
+        m.par_chunks_mut(ELEMENTS)
+            .zip(keep.par_chunks(ELEMENTS))
+            .for_each(|(m, k)| vectorised(|| m.iter_mut().zip(k).for_each(|(x, &k)| *x *= k)));
     }
 }
 
