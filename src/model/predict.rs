@@ -5,11 +5,13 @@
 //! entity, which the pipeline does not know about.
 
 use super::align::{align_sentence, LabelAlignment};
+use super::encoder::HostBatch;
+use super::fast;
 use super::head::TokenClassifier;
 use super::load::{load_model, resolve, LoadError};
 use super::tokenizer::{load_tokenizer, TokenizerError};
 use super::{align::AlignError, encoder::Inputs};
-use candle_core::{Device, D};
+use candle_core::{Device, Tensor, D};
 use std::collections::HashMap;
 
 /// Errors loading a model for prediction or running it.
@@ -29,6 +31,8 @@ pub enum PredictError {
     },
     #[error("running the model")]
     Tensor(#[from] candle_core::Error),
+    #[error(transparent)]
+    Fast(#[from] fast::FastError),
 }
 
 /// One entity found in a text; offsets count characters (Unicode scalar values), as Python
@@ -151,9 +155,7 @@ impl Predictor {
         let words: Vec<String> = spans.iter().map(|w| chars[w.start..w.end].iter().collect()).collect();
         let aligned = align_sentence(&self.tokenizer, &words, None, &HashMap::new(), LabelAlignment::First)
             .map_err(|source| PredictError::Align { index, source })?;
-        let inputs = Inputs::new(std::slice::from_ref(&aligned.ids), self.model.config(), &self.device)?;
-        let probs = candle_nn::ops::softmax(&self.model.forward(&inputs, None)?, D::Minus1)?;
-        let probs = probs.to_vec2::<f32>()?;
+        let probs = self.probabilities(&aligned.ids)?;
         let labels = self.model.labels();
         let (mut word_labels, mut scores) = (Vec::new(), Vec::new());
         for first in &aligned.first_token {
@@ -166,6 +168,22 @@ impl Predictor {
             scores.push(score);
         }
         Ok(group_entities(text, &spans, &word_labels, &scores))
+    }
+}
+
+impl Predictor {
+    /// Label probabilities of every token of one sentence: [tokens][labels].
+    fn probabilities(&self, ids: &[u32]) -> Result<Vec<Vec<f32>>, PredictError> {
+        let batch = HostBatch::new(&[ids.to_vec()], self.model.config());
+        let logits = match fast::available(&self.model) {
+            true => {
+                let labels = self.model.labels().len();
+                let logits = fast::logits(&self.model, &batch)?;
+                Tensor::from_vec(logits, (ids.len(), labels), &Device::Cpu)?
+            }
+            false => self.model.forward(&Inputs::from_host(&batch, &self.device)?, None)?,
+        };
+        Ok(candle_nn::ops::softmax(&logits, D::Minus1)?.to_vec2::<f32>()?)
     }
 }
 
