@@ -24,3 +24,6 @@ $(MINILM_DIR)/model.safetensors:
 	done; \
 	rm -rf "$(MINILM_DIR)"; mv "$(MINILM_DIR).part" "$(MINILM_DIR)"; \
 	echo "models: all-MiniLM-L6-v2 in $(MINILM_DIR)"
+
+# benches/train.rs fine-tunes all-MiniLM-L6-v2.
+bench: models
