@@ -502,3 +502,24 @@ fn a_diverging_run_stops_with_non_finite_loss() {
     assert!(matches!(err, train::TrainError::NonFiniteLoss { epoch: 1, .. }), "{err}");
     assert!(err.to_string().starts_with("non-finite loss or gradient at epoch 1, step "), "{err}");
 }
+
+#[test]
+fn max_length_beyond_the_positions_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_model_dir(tmp.path());
+    let cfg = TrainConfig { max_length: 65, ..toy_config(1) };
+    let mut on_event = |_| {};
+    let err = train::train(
+        &dir,
+        &toy_labels(),
+        &toy_corpus(0..4),
+        &[],
+        &[],
+        &cfg,
+        &Device::Cpu,
+        &entity_scores,
+        &mut on_event,
+    )
+    .unwrap_err();
+    assert_eq!(err.to_string(), "invalid training settings: max_length 65 exceeds the model's 64 positions");
+}

@@ -122,6 +122,7 @@ fn prepare(
     let files = resolve(&model.to_string_lossy())?;
     let tokenizer = load_tokenizer(&files, cfg.max_length)?;
     let mut loaded = load_model(&files, labels, cfg.seed, device)?;
+    check_lengths(loaded.model.config(), cfg.max_length)?;
     loaded.model = with_dropout_override(loaded.model, cfg.dropout);
     let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
     let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
@@ -130,7 +131,32 @@ fn prepare(
         validation: align("validation", validation)?,
         test: align("test", test)?,
     };
+    check_vocabulary(&splits, loaded.model.config().vocab_size)?;
     Ok(Prepared { files, tokenizer, loaded, splits })
+}
+
+/// `max_length` must fit the position embeddings (RoBERTa's start after the padding id).
+fn check_lengths(model: &crate::model::Config, max_length: usize) -> Result<(), TrainError> {
+    let offset = match model.architecture {
+        crate::model::Architecture::Roberta => model.pad_token_id as usize + 1,
+        _ => 0,
+    };
+    let limit = model.max_position_embeddings.saturating_sub(offset);
+    match max_length > limit {
+        true => Err(TrainError::Config(format!("max_length {max_length} exceeds the model's {limit} positions"))),
+        false => Ok(()),
+    }
+}
+
+/// Token ids must index the embedding table (a tokenizer from another model would not).
+fn check_vocabulary(splits: &Splits, vocab_size: usize) -> Result<(), TrainError> {
+    let all = splits.train.iter().chain(&splits.validation).chain(&splits.test);
+    match all.flat_map(|s| s.ids.iter()).find(|&&id| id as usize >= vocab_size) {
+        Some(id) => Err(TrainError::Config(format!(
+            "the tokenizer produced id {id}, beyond the model's vocabulary of {vocab_size}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenClassifier {
