@@ -7,7 +7,8 @@
 //!
 //! Settings (environment): NERGRID_BENCH_MODEL (default models/all-MiniLM-L6-v2),
 //! NERGRID_SHARED (default ../shared), NERGRID_BENCH_EPOCHS (default 1),
-//! NERGRID_BENCH_SEED (default 1), NERGRID_BENCH_LR (default 1e-4),
+//! NERGRID_BENCH_SEED (default 1), NERGRID_BENCH_LR (default 1e-4), NERGRID_BENCH_DROPOUT
+//! (overrides the model's dropout),
 //! NERGRID_BENCH_STEPS (stop after this many steps, for profiling).
 
 use anyhow::Context;
@@ -34,7 +35,8 @@ fn main() -> anyhow::Result<()> {
     let epochs = env_usize("NERGRID_BENCH_EPOCHS", 1);
     let learning_rate = std::env::var("NERGRID_BENCH_LR").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-4);
     let seed = env_usize("NERGRID_BENCH_SEED", 1) as u64;
-    let cfg = TrainConfig { epochs, batch_size: 16, learning_rate, seed, ..TrainConfig::default() };
+    let dropout = std::env::var("NERGRID_BENCH_DROPOUT").ok().and_then(|v| v.parse().ok());
+    let cfg = TrainConfig { epochs, batch_size: 16, learning_rate, seed, dropout, ..TrainConfig::default() };
     let labels: Vec<String> =
         ["O", "B-DISORDER", "I-DISORDER", "B-DRUG", "I-DRUG", "B-BODY", "I-BODY"].map(String::from).to_vec();
     let step_limit = env_usize("NERGRID_BENCH_STEPS", usize::MAX);

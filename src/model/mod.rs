@@ -1,6 +1,11 @@
 //! Models: Hugging Face configs and checkpoints (BERT, DistilBERT, RoBERTa/XLM-R), a trainable
 //! encoder with a token-classification head, tokenisation with word alignment, export in
 //! Hugging Face layout, and entity prediction from raw text.
+//!
+//! The model is computed two ways over the same parameters: [`encoder`]/[`head`] through
+//! candle's autograd (any device), and [`fast`] on the CPU with fused [`kernels`] and a
+//! hand-written backward pass that skips padding (tested to give the autograd path's loss and
+//! gradients).
 
 pub mod align;
 mod approx;
