@@ -8,7 +8,7 @@
 //! Settings (environment): NERGRID_BENCH_MODEL (default models/all-MiniLM-L6-v2),
 //! NERGRID_SHARED (default ../shared), NERGRID_BENCH_EPOCHS (default 1),
 //! NERGRID_BENCH_SEED (default 1), NERGRID_BENCH_LR (default 1e-4), NERGRID_BENCH_DROPOUT
-//! (overrides the model's dropout),
+//! (overrides the model's dropout), NERGRID_BENCH_SAVE (a directory to export the model to),
 //! NERGRID_BENCH_STEPS (stop after this many steps, for profiling).
 
 use anyhow::Context;
@@ -80,6 +80,10 @@ fn main() -> anyhow::Result<()> {
     // On a shared machine wall time depends on the neighbours; CPU time much less.
     println!("CPU time         {cpu:.2} s user+sys for {total:.2} s wall (load, training and tests)");
     println!("total            {total:.2} s");
+    if let Some(dir) = std::env::var_os("NERGRID_BENCH_SAVE") {
+        outcome.save_model(Path::new(&dir))?;
+        println!("saved            {}", Path::new(&dir).display());
+    }
     Ok(())
 }
 

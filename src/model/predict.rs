@@ -1,18 +1,19 @@
 //! Entities from raw text with a fine-tuned model, as transformers' token-classification
-//! pipeline with `aggregation_strategy="first"`: words are whitespace-separated runs, each
-//! word takes the label (and probability) of its first sub-word, consecutive words of one
-//! type merge into an entity unless a `B-` starts a new one. `E-`/`S-` (BIOES) close an
-//! entity, which the pipeline does not know about.
+//! pipeline with `aggregation_strategy="first"`: the text is tokenised whole; a token starts
+//! a new word unless it is a sub-word (WordPiece: its text is longer than the span it covers,
+//! `##…`; other tokenizers: no space before it); each word takes the label and probability
+//! of its first token; consecutive words of one type merge into an entity unless a `B-`
+//! starts a new one. `E-`/`S-` (BIOES) also close an entity, which the pipeline does not know
+//! about. An entity's `text` is the original span (the pipeline's `word` is the decoded
+//! tokens, lower-cased by an uncased model).
 
-use super::align::{align_sentence, LabelAlignment};
 use super::encoder::HostBatch;
+use super::encoder::Inputs;
 use super::fast;
 use super::head::TokenClassifier;
 use super::load::{load_model, resolve, LoadError};
 use super::tokenizer::{load_tokenizer, TokenizerError};
-use super::{align::AlignError, encoder::Inputs};
 use candle_core::{Device, Tensor, D};
-use std::collections::HashMap;
 
 /// Errors loading a model for prediction or running it.
 #[derive(Debug, thiserror::Error)]
@@ -23,12 +24,6 @@ pub enum PredictError {
     Tokenizer(#[from] TokenizerError),
     #[error("{model}: config.json has no id2label; is this a fine-tuned token classifier?")]
     NoLabels { model: String },
-    #[error("text {index}")]
-    Align {
-        index: usize,
-        #[source]
-        source: AlignError,
-    },
     #[error("running the model")]
     Tensor(#[from] candle_core::Error),
     #[error(transparent)]
@@ -56,21 +51,47 @@ pub struct WordSpan {
     pub end: usize,
 }
 
-/// Maximal runs of non-whitespace characters, with character offsets.
-pub fn split_words(text: &str) -> Vec<WordSpan> {
-    let mut spans = Vec::new();
-    let mut start = None;
-    for (i, c) in text.chars().chain(std::iter::once(' ')).enumerate() {
-        match (c.is_whitespace(), start) {
-            (false, None) => start = Some(i),
-            (true, Some(s)) => {
-                spans.push(WordSpan { start: s, end: i });
-                start = None;
-            }
-            _ => {}
+/// What word grouping needs of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenInfo {
+    /// Character span in the text.
+    pub start: usize,
+    pub end: usize,
+    /// `[CLS]`, `[SEP]` and the like.
+    pub special: bool,
+    /// Continues the previous token's word.
+    pub subword: bool,
+}
+
+/// Whether a token continues a word, by the pipeline's rule. `token` is the token's string,
+/// `chars` the text, `prefix` the tokenizer's continuing-sub-word prefix if it has one.
+pub fn is_subword(
+    token: &str,
+    chars: &[char],
+    (start, end): (usize, usize),
+    prefix: Option<&str>,
+    unknown: bool,
+) -> bool {
+    if unknown {
+        return false;
+    }
+    match prefix {
+        // Word-aware tokenizers: a sub-word's text carries the prefix the span lacks.
+        Some(_) => token.chars().count() != end - start,
+        None => start > 0 && !chars[start - 1..(start + 1).min(chars.len())].contains(&' '),
+    }
+}
+
+/// Words as (span, index of the first token), skipping special tokens.
+pub fn pipeline_words(tokens: &[TokenInfo]) -> Vec<(WordSpan, usize)> {
+    let mut words: Vec<(WordSpan, usize)> = Vec::new();
+    for (i, t) in tokens.iter().enumerate().filter(|(_, t)| !t.special) {
+        match words.last_mut() {
+            Some((span, _)) if t.subword => span.end = t.end,
+            _ => words.push((WordSpan { start: t.start, end: t.end }, i)),
         }
     }
-    spans
+    words
 }
 
 /// `(prefix, type)` of a label: `B-X` -> ('B', X); a label without a one-letter prefix
@@ -148,27 +169,54 @@ impl Predictor {
         Predictor { model, tokenizer, device }
     }
 
-    /// Entities of `text`. Words beyond the model's maximum length are not tagged.
+    /// Entities of `text`. Tokens beyond the model's maximum length are not tagged.
     pub fn predict(&self, text: &str, index: usize) -> Result<Vec<Entity>, PredictError> {
-        let spans = split_words(text);
-        let chars: Vec<char> = text.chars().collect();
-        let words: Vec<String> = spans.iter().map(|w| chars[w.start..w.end].iter().collect()).collect();
-        let aligned = align_sentence(&self.tokenizer, &words, None, &HashMap::new(), LabelAlignment::First)
-            .map_err(|source| PredictError::Align { index, source })?;
-        let probs = self.probabilities(&aligned.ids)?;
+        let encoding = self.tokenizer.encode_char_offsets(text, true).map_err(|source| {
+            PredictError::Tokenizer(TokenizerError::Encode { what: format!("text {index}"), source })
+        })?;
+        let tokens = self.token_infos(&encoding, text);
+        let words = pipeline_words(&tokens);
+        let probs = self.probabilities(encoding.get_ids())?;
         let labels = self.model.labels();
-        let (mut word_labels, mut scores) = (Vec::new(), Vec::new());
-        for first in &aligned.first_token {
-            let (label, score) = match first {
-                Some(t) => argmax(&probs[*t]),
-                None => (0, 1.0),
-            };
-            let name = first.map_or("O", |_| labels[label].as_str());
-            word_labels.push(name);
-            scores.push(score);
-        }
+        let (spans, (word_labels, scores)): (Vec<WordSpan>, (Vec<&str>, Vec<f64>)) = words
+            .iter()
+            .map(|&(span, first)| {
+                let (label, score) = argmax(&probs[first]);
+                (span, (labels[label].as_str(), score))
+            })
+            .unzip();
         Ok(group_entities(text, &spans, &word_labels, &scores))
     }
+
+    fn token_infos(&self, encoding: &tokenizers::Encoding, text: &str) -> Vec<TokenInfo> {
+        let chars: Vec<char> = text.chars().collect();
+        let (prefix, unk) = subword_convention(&self.tokenizer);
+        let special = encoding.get_special_tokens_mask();
+        encoding
+            .get_tokens()
+            .iter()
+            .zip(encoding.get_offsets())
+            .zip(encoding.get_ids())
+            .enumerate()
+            .map(|(i, ((token, &(start, end)), &id))| TokenInfo {
+                start,
+                end,
+                special: special[i] == 1,
+                subword: is_subword(token, &chars, (start, end), prefix.as_deref(), Some(id) == unk),
+            })
+            .collect()
+    }
+}
+
+/// The tokenizer's continuing-sub-word prefix (`##` for WordPiece) and unknown-token id.
+fn subword_convention(tokenizer: &tokenizers::Tokenizer) -> (Option<String>, Option<u32>) {
+    use tokenizers::models::ModelWrapper;
+    let (prefix, unk) = match tokenizer.get_model() {
+        ModelWrapper::WordPiece(wp) => (Some(wp.continuing_subword_prefix.clone()), Some(wp.unk_token.clone())),
+        ModelWrapper::BPE(bpe) => (bpe.continuing_subword_prefix.clone(), bpe.unk_token.clone()),
+        _ => (None, Some("<unk>".to_string())),
+    };
+    (prefix, unk.and_then(|u| tokenizer.token_to_id(&u)))
 }
 
 impl Predictor {
@@ -202,12 +250,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn words_have_character_offsets() {
-        let spans = split_words("  Ödem i\tbenen ");
-        assert_eq!(
-            spans,
-            vec![WordSpan { start: 2, end: 6 }, WordSpan { start: 7, end: 8 }, WordSpan { start: 9, end: 14 }]
-        );
+    fn word_pieces_and_punctuation_follow_the_pipeline() {
+        let text: Vec<char> = "Ta tabletter.".chars().collect();
+        let prefix = Some("##");
+        // "tab" "##letter" "." : the piece continues, the full stop starts a word.
+        assert!(!is_subword("tab", &text, (3, 6), prefix, false));
+        assert!(is_subword("##letter", &text, (6, 12), prefix, false));
+        assert!(!is_subword(".", &text, (12, 13), prefix, false));
+        // Without a prefix: no space before the token means a sub-word.
+        assert!(is_subword("letter", &text, (6, 12), None, false));
+        assert!(!is_subword("tab", &text, (3, 6), None, false));
+        assert!(!is_subword("##x", &text, (6, 12), prefix, true));
+    }
+
+    #[test]
+    fn words_group_tokens_and_skip_specials() {
+        let t = |start, end, special, subword| TokenInfo { start, end, special, subword };
+        let tokens = [
+            t(0, 0, true, false),
+            t(0, 2, false, false),
+            t(3, 6, false, false),
+            t(6, 12, false, true),
+            t(12, 13, false, false),
+            t(0, 0, true, false),
+        ];
+        let words = pipeline_words(&tokens);
+        let spans: Vec<(usize, usize, usize)> = words.iter().map(|(w, i)| (w.start, w.end, *i)).collect();
+        assert_eq!(spans, vec![(0, 2, 1), (3, 12, 2), (12, 13, 4)]);
+    }
+
+    fn split_words(text: &str) -> Vec<WordSpan> {
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in text.chars().chain(std::iter::once(' ')).enumerate() {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    spans.push(WordSpan { start: s, end: i });
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        spans
     }
 
     fn group(text: &str, labels: &str) -> Vec<(String, String, usize, usize)> {

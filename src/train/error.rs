@@ -57,6 +57,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn errors_carry_into_anyhow_with_their_chain() {
+        let err: anyhow::Error =
+            TrainError::Align { split: "test", index: 3, source: AlignError::Length { words: 2, tags: 1 } }.into();
+        assert_eq!(format!("{err:#}"), "test sentence 3: 2 words but 1 tags");
+    }
+
+    #[test]
     fn out_of_memory_is_told_apart() {
         let oom = candle_core::Error::Msg("DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")".into());
         assert!(matches!(TrainError::from(oom), TrainError::OutOfMemory(_)));
