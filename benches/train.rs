@@ -44,7 +44,7 @@ fn main() -> anyhow::Result<()> {
     let mut on_event = |e: TrainEvent| match e {
         TrainEvent::Step { step, total_steps, loss, .. } => {
             let now = Instant::now();
-            eprintln!("step {step}/{total_steps} loss {loss:.4} {:.3}s", (now - last).as_secs_f64());
+            eprintln!("step {step}/{total_steps} loss {loss:.8} {:.3}s", (now - last).as_secs_f64());
             last = now;
             if step >= step_limit {
                 std::process::exit(0);
