@@ -13,5 +13,6 @@ pub mod plan;
 pub mod report;
 pub mod schedule;
 pub mod spec;
+pub mod stats;
 pub mod store;
 pub mod train;
