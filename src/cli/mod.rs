@@ -1,6 +1,7 @@
 //! Command-line interface: parses arguments and wires the library modules together.
 //! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
 
+pub mod eval;
 mod grid;
 mod output;
 
@@ -24,6 +25,8 @@ enum Command {
     Run(grid::RunArgs),
     /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
     Report(grid::ReportArgs),
+    /// Score a CoNLL-style file of gold and predicted tags with seqeval's entity metrics.
+    Eval(eval::EvalArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -45,6 +48,7 @@ pub fn main() -> i32 {
         Command::Plan(a) => grid::plan(a),
         Command::Run(a) => grid::run(a),
         Command::Report(a) => grid::report(a),
+        Command::Eval(a) => eval::run(a),
     };
     match result {
         Ok(code) => code,
