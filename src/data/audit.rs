@@ -16,7 +16,7 @@
 //!    normal (about three quarters of test entities in NCBI-disease and in the 1177 corpus
 //!    under the study's split), so only near-total overlap is a warning.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -277,11 +277,6 @@ fn duplicate_warning(duplicate: &DuplicateCount) -> AuditWarning {
             duplicate.count, duplicate.later_size, duplicate.later, duplicate.earlier
         ),
     }
-}
-
-/// Entities per type of the sentences at `indices`.
-pub fn entities_per_type(corpus: &Corpus, indices: &[usize]) -> BTreeMap<String, usize> {
-    super::corpus::count_entities(indices.iter().map(|&i| &corpus.sentences[i]))
 }
 
 #[cfg(test)]
