@@ -1,6 +1,7 @@
 //! Command-line interface: parses arguments and wires the library modules together.
 //! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
 
+pub mod data;
 pub mod eval;
 mod grid;
 mod output;
@@ -8,14 +9,14 @@ mod output;
 use clap::{Parser, Subcommand};
 
 /// Declarative experiment grids for fine-tuning transformer encoders on NER.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(name = "nergrid", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum Command {
     /// Check a grid spec and report every problem with its location.
     Validate(grid::ValidateArgs),
@@ -27,6 +28,8 @@ enum Command {
     Report(grid::ReportArgs),
     /// Score a CoNLL-style file of gold and predicted tags with seqeval's entity metrics.
     Eval(eval::EvalArgs),
+    /// Inspect, split and label datasets exactly as runs see them.
+    Data(data::DataArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -49,6 +52,7 @@ pub fn main() -> i32 {
         Command::Run(a) => grid::run(a),
         Command::Report(a) => grid::report(a),
         Command::Eval(a) => eval::run(a),
+        Command::Data(a) => data::run(a),
     };
     match result {
         Ok(code) => code,
