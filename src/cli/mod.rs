@@ -1,20 +1,22 @@
 //! Command-line interface: parses arguments and wires the library modules together.
 //! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
 
+pub mod data;
+pub mod eval;
 mod grid;
 mod output;
 
 use clap::{Parser, Subcommand};
 
 /// Declarative experiment grids for fine-tuning transformer encoders on NER.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(name = "nergrid", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum Command {
     /// Check a grid spec and report every problem with its location.
     Validate(grid::ValidateArgs),
@@ -24,6 +26,10 @@ enum Command {
     Run(grid::RunArgs),
     /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
     Report(grid::ReportArgs),
+    /// Score a CoNLL-style file of gold and predicted tags with seqeval's entity metrics.
+    Eval(eval::EvalArgs),
+    /// Inspect, split and label datasets exactly as runs see them.
+    Data(data::DataArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -45,6 +51,8 @@ pub fn main() -> i32 {
         Command::Plan(a) => grid::plan(a),
         Command::Run(a) => grid::run(a),
         Command::Report(a) => grid::report(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Data(a) => data::run(a),
     };
     match result {
         Ok(code) => code,
