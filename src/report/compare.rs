@@ -150,7 +150,7 @@ fn bootstrap(
             test_sets.push(wa);
             test_sets.len() - 1
         });
-        runs.push(PairedRun { test_set, a: counts(pa), b: counts(pb) });
+        runs.push(PairedRun { test_set, a: counts(ra, pa)?, b: counts(rb, pb)? });
     }
     paired_bootstrap(&runs, &BootstrapConfig::default()).ok_or_else(|| "no bootstrap: empty test set".to_string())
 }
@@ -159,8 +159,11 @@ fn words(sentences: &[TaggedSentence]) -> Vec<&[String]> {
     sentences.iter().map(|s| s.words.as_slice()).collect()
 }
 
-fn counts(sentences: &[TaggedSentence]) -> Vec<Counts> {
-    sentences.iter().map(|s| sentence_counts(&s.gold, &s.predicted)).collect()
+fn counts(run: &RunResult, sentences: &[TaggedSentence]) -> Result<Vec<Counts>, String> {
+    let tags = |f: fn(&TaggedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
+        sentences.iter().map(|s| f(s).iter().map(String::as_str).collect()).collect()
+    };
+    sentence_counts(&tags(|s| &s.gold), &tags(|s| &s.predicted)).map_err(|e| format!("no bootstrap: `{}`: {e}", run.id))
 }
 
 /// `comparisons.csv`: compared axis, a, b, the cell axes ("" for the compared one), dry_run,

@@ -203,8 +203,9 @@ fn cells_section(v: &StudyView<'_, '_>) -> String {
     let mut md = String::from("## Every cell over seeds\n\n");
     md.push_str(&format!(
         "Mean ± sample standard deviation over seeds, and a 95% confidence interval for the mean test F1 \
-         (Student's t with n − 1 degrees of freedom; none below {MIN_SEEDS_FOR_CI} seeds). `cells.csv` holds the \
-         same for test precision, recall and validation F1.\n\n"
+         (Student's t with n − 1 degrees of freedom; none below {MIN_SEEDS_FOR_CI} seeds). With few seeds the \
+         interval is wide and may pass 1: it is reported as computed, not clipped. `cells.csv` holds the same \
+         for test precision, recall and validation F1.\n\n"
     ));
     let mut header = key_header(v.cell_axes, v.mixed);
     header.extend(["n", "test F1", "test F1 95% CI", "val F1"].map(String::from));

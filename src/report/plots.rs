@@ -21,7 +21,7 @@ pub(crate) struct Plot {
     pub svg: String,
 }
 
-const SIZE: (u32, u32) = (900, 560);
+const SIZE: (u32, u32) = (960, 560);
 /// Tableau 10: distinguishable, and readable in grey print.
 const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
@@ -112,6 +112,27 @@ fn lr_charts<'c, 'a>(cells: &'c [Cell<'a>], cell_axes: &[String]) -> Vec<Chart<'
     charts_by(cells, cell_axes, axes_without(cell_axes, &["model", "scheme", "learning_rate"]))
 }
 
+type Area<'b> = DrawingArea<SVGBackend<'b>, plotters::coord::Shift>;
+
+/// The title across the top, then the plot on the left and a legend column on the right, so
+/// the legend never hides data.
+fn layout<'b>(root: &Area<'b>, title: &str) -> PlotResult<(Area<'b>, Area<'b>)> {
+    let body = root.titled(title, ("sans-serif", 20))?;
+    Ok(body.split_horizontally(SIZE.0 - LEGEND_WIDTH))
+}
+
+const LEGEND_WIDTH: u32 = 220;
+
+fn draw_legend(area: &Area<'_>, heading: &str, entries: &[(String, RGBColor)]) -> PlotResult<()> {
+    area.draw(&Text::new(heading.to_string(), (8, 24), ("sans-serif", 15).into_font().color(&BLACK)))?;
+    for (i, (name, c)) in entries.iter().enumerate() {
+        let y = 56 + 24 * i as i32;
+        area.draw(&PathElement::new(vec![(8, y), (36, y)], c.stroke_width(3)))?;
+        area.draw(&Text::new(name.clone(), (44, y - 8), ("sans-serif", 15).into_font().color(&BLACK)))?;
+    }
+    Ok(())
+}
+
 /// A y range with a little room around the data, on a 0.05 grid.
 fn y_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
@@ -169,8 +190,8 @@ fn render_epochs(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut ctx = ChartBuilder::on(&root)
-            .caption(&title, ("sans-serif", 20))
+        let (plot, legend) = layout(&root, &title)?;
+        let mut ctx = ChartBuilder::on(&plot)
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(64)
@@ -184,25 +205,19 @@ fn render_epochs(
             .x_desc("epoch")
             .y_desc("validation F1 (seqeval micro)")
             .label_style(("sans-serif", 15))
+            .max_light_lines(1)
             .draw()?;
-        let mut labelled = Vec::new();
+        let mut entries: Vec<(String, RGBColor)> = Vec::new();
         for RunLine { rate_index: i, rate, points } in &lines {
             let c = color(*i);
-            let series = ctx.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
-            if !labelled.contains(i) {
-                labelled.push(*i);
-                series
-                    .label(format!("lr={rate}"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
-            }
+            ctx.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
             ctx.draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
+            let entry = (format!("lr={rate}"), c);
+            if !entries.contains(&entry) {
+                entries.push(entry);
+            }
         }
-        ctx.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()?;
+        draw_legend(&legend, "one line per run", &entries)?;
         root.present()?;
     }
     Ok(Plot { file, title, svg })
@@ -277,8 +292,8 @@ fn render_lr(chart: &Chart<'_, '_>, taken: &mut Vec<String>) -> PlotResult<Plot>
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let mut ctx = ChartBuilder::on(&root)
-            .caption(&title, ("sans-serif", 20))
+        let (plot, legend) = layout(&root, &title)?;
+        let mut ctx = ChartBuilder::on(&plot)
             .margin(16)
             .x_label_area_size(50)
             .y_label_area_size(64)
@@ -292,17 +307,15 @@ fn render_lr(chart: &Chart<'_, '_>, taken: &mut Vec<String>) -> PlotResult<Plot>
             .x_desc("learning rate")
             .y_desc("test F1 (mean ± std over seeds; dots: seeds)")
             .label_style(("sans-serif", 15))
+            .max_light_lines(1)
             .draw()?;
         let width = 0.5 / series.len().max(1) as f64;
         for (k, s) in series.iter().enumerate() {
             draw_lr_series(&mut ctx, s, color(k), (k as f64 - (series.len() - 1) as f64 / 2.0) * width)?;
         }
-        ctx.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 15))
-            .draw()?;
+        let entries: Vec<(String, RGBColor)> =
+            series.iter().enumerate().map(|(k, s)| (s.name.clone(), color(k))).collect();
+        draw_legend(&legend, "model / scheme", &entries)?;
         root.present()?;
     }
     Ok(Plot { file, title, svg })
@@ -319,9 +332,7 @@ type LrContext<'a, 'b> = ChartContext<
 fn draw_lr_series(ctx: &mut LrContext<'_, '_>, s: &LrSeries, c: RGBColor, dx: f64) -> PlotResult<()> {
     let at = |x: usize| x as f64 + dx;
     let line = s.points.iter().map(|(x, m, _, _)| (at(*x), *m));
-    ctx.draw_series(LineSeries::new(line, c.stroke_width(2)))?
-        .label(s.name.clone())
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+    ctx.draw_series(LineSeries::new(line, c.stroke_width(2)))?;
     for (x, m, sd, seeds) in &s.points {
         let x = at(*x);
         if let Some(sd) = sd {
