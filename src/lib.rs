@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod report;
+pub mod runner;
 pub mod schedule;
 pub mod spec;
 pub mod stats;

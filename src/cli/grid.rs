@@ -165,7 +165,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
         eprintln!("dry run: metrics are a deterministic function of each run id; nothing is trained");
         Box::new(DryRunTrainer::from_env())
     } else {
-        anyhow::bail!("real training is not wired in yet; use --dry-run");
+        Box::new(crate::runner::CandleTrainer)
     };
     let store = Store::new(&spec.experiment.output_dir);
     let opts = SweepOptions { force: args.force, rerun_failed: args.rerun_failed, device: "cpu".into() };

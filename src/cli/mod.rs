@@ -5,6 +5,7 @@ pub mod data;
 pub mod eval;
 mod grid;
 mod output;
+pub mod predict;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Inspect, split and label datasets exactly as runs see them.
     Data(data::DataArgs),
+    /// Predict entities in raw text with a model exported by a run (save_model = true).
+    Predict(predict::PredictArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -53,6 +56,7 @@ pub fn main() -> i32 {
         Command::Report(a) => grid::report(a),
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
+        Command::Predict(a) => predict::run(a),
     };
     match result {
         Ok(code) => code,

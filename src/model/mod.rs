@@ -1,1 +1,23 @@
-//! model (to be filled in)
+//! Models: Hugging Face configs and checkpoints (BERT, DistilBERT, RoBERTa/XLM-R), a trainable
+//! encoder with a token-classification head, tokenisation with word alignment, export in
+//! Hugging Face layout, and entity prediction from raw text.
+
+pub mod align;
+pub mod config;
+pub mod dropout;
+pub mod encoder;
+pub mod export;
+pub mod head;
+pub mod load;
+pub mod ops;
+pub mod params;
+pub mod predict;
+pub mod tokenizer;
+
+pub use align::{AlignedSentence, LabelAlignment};
+pub use config::{Activation, Architecture, Config, ConfigError};
+pub use dropout::Dropout;
+pub use encoder::{Encoder, Inputs};
+pub use head::{masked_cross_entropy, TokenClassifier, IGNORE_INDEX};
+pub use load::{load_model, random_model, resolve, LoadError, LoadedModel, ModelFiles};
+pub use params::Params;

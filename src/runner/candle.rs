@@ -12,7 +12,9 @@ use crate::plan::RunSpec;
 use crate::schedule::{RunContext, RunOutput, RunProgress, Trainer};
 use crate::spec::{expand_env, ModelSource};
 use crate::store::{ClassScores, EpochRow, Scores};
-use crate::train::{self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainEvent, TrainOutcome, TrainSentence};
+use crate::train::{
+    self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainEvent, TrainOutcome, TrainSentence,
+};
 
 /// Fine-tunes each run's model with candle on the Hugging Face Trainer's recipe.
 pub struct CandleTrainer;
@@ -22,11 +24,17 @@ impl Trainer for CandleTrainer {
         false
     }
 
-    fn train(&self, run: &RunSpec, ctx: &RunContext<'_>, progress: &mut dyn FnMut(RunProgress)) -> anyhow::Result<RunOutput> {
+    fn train(
+        &self,
+        run: &RunSpec,
+        ctx: &RunContext<'_>,
+        progress: &mut dyn FnMut(RunProgress),
+    ) -> anyhow::Result<RunOutput> {
         let scheme: Scheme = run.str_param("scheme").parse().map_err(|e: String| anyhow!(e))?;
         let alias = run.str_param("dataset");
         let entry = ctx.spec.datasets.get(alias).ok_or_else(|| anyhow!("unknown dataset alias {alias}"))?;
         let data = load_run_data(alias, entry, scheme)?;
+        ctx.store.write_split_manifest(&run.id, &serde_json::to_value(&data.manifest)?)?;
         let log = |line: String| {
             let _ = ctx.store.log(&run.id, &line);
         };
@@ -61,7 +69,9 @@ impl Trainer for CandleTrainer {
                 ));
             }
             TrainEvent::Loaded { n_parameters, missing, unexpected } => {
-                log(format!("model: {n_parameters} parameters; missing tensors {missing:?}; unexpected tensors {unexpected:?}"));
+                log(format!(
+                    "model: {n_parameters} parameters; missing tensors {missing:?}; unexpected tensors {unexpected:?}"
+                ));
             }
             TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
             _ => {}
@@ -83,7 +93,9 @@ fn sentences(tagged: &[TaggedSentence]) -> Vec<TrainSentence> {
 /// A local directory (with `${VAR}` expanded) or a hub id, as `train` resolves it.
 fn model_location(ctx: &RunContext<'_>, alias: &str) -> anyhow::Result<PathBuf> {
     match ctx.spec.models.get(alias) {
-        Some(ModelSource::Path { path }) => Ok(PathBuf::from(expand_env(path).map_err(|e| anyhow!("models.{alias}.path: {e}"))?)),
+        Some(ModelSource::Path { path }) => {
+            Ok(PathBuf::from(expand_env(path).map_err(|e| anyhow!("models.{alias}.path: {e}"))?))
+        }
         Some(ModelSource::Hub { id, revision: None }) => Ok(PathBuf::from(id)),
         Some(ModelSource::Hub { id, revision: Some(r) }) => Ok(PathBuf::from(format!("{id}@{r}"))),
         None => Err(anyhow!("unknown model alias {alias}")),
@@ -98,7 +110,8 @@ pub fn train_config(run: &RunSpec, grad_accum: usize) -> anyhow::Result<TrainCon
         "accuracy" => SelectMetric::Accuracy,
         _ => SelectMetric::F1,
     };
-    let label_alignment = if run.str_param("label_alignment") == "all" { LabelAlignment::All } else { LabelAlignment::First };
+    let label_alignment =
+        if run.str_param("label_alignment") == "all" { LabelAlignment::All } else { LabelAlignment::First };
     let cfg = TrainConfig {
         epochs: run.usize_param("epochs"),
         batch_size: run.usize_param("batch_size"),
@@ -126,7 +139,8 @@ pub fn device(name: &str) -> anyhow::Result<Device> {
         None => Ok(Device::Cpu),
         Some(n) => {
             let ordinal: usize = n.parse().map_err(|_| anyhow!("invalid device {name}"))?;
-            Device::new_cuda(ordinal).with_context(|| format!("opening {name} (is this build made with --features cuda?)"))
+            Device::new_cuda(ordinal)
+                .with_context(|| format!("opening {name} (is this build made with --features cuda?)"))
         }
     }
 }

@@ -21,9 +21,8 @@ pub struct RunData {
 
 /// The `[datasets.<alias>]` table as the data module's config, with `${VAR}` expanded in paths.
 pub fn dataset_config(alias: &str, entry: &DatasetEntry) -> anyhow::Result<DatasetConfig> {
-    let mut config: DatasetConfig = toml::Value::Table(entry.table.clone())
-        .try_into()
-        .map_err(|e| anyhow!("datasets.{alias}: {e}"))?;
+    let mut config: DatasetConfig =
+        toml::Value::Table(entry.table.clone()).try_into().map_err(|e| anyhow!("datasets.{alias}: {e}"))?;
     for path in [&mut config.path, &mut config.train, &mut config.validation, &mut config.test].into_iter().flatten() {
         *path = expand_path(path).with_context(|| format!("datasets.{alias}"))?;
     }

@@ -158,6 +158,12 @@ impl Store {
         r.deserialize().collect::<Result<_, _>>().map_err(|e| StoreError::Encode { path, message: e.to_string() })
     }
 
+    /// Writes `split.json`: the sentence indices of each split and their sha256.
+    pub fn write_split_manifest(&self, id: &str, manifest: &serde_json::Value) -> Result<(), StoreError> {
+        let text = serde_json::to_string(manifest).unwrap_or_default();
+        write_atomic(&self.run_dir(id).join("split.json"), text.as_bytes())
+    }
+
     pub fn write_predictions(&self, id: &str, conll: &str) -> Result<(), StoreError> {
         write_atomic(&self.predictions_path(id), conll.as_bytes())
     }

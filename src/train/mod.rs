@@ -1,1 +1,22 @@
-//! train (to be filled in)
+//! Fine-tuning on the Hugging Face Trainer's recipe: AdamW with its decay groups, global
+//! gradient clipping, a linear schedule with warmup, seeded shuffling and dropout, validation
+//! every epoch and the best epoch restored for the test evaluation. Evaluation is injected
+//! (the caller passes seqeval-compatible metrics) and progress is reported as events.
+
+pub mod batch;
+pub mod clip;
+pub mod config;
+pub mod error;
+mod host;
+pub mod optimizer;
+pub mod outcome;
+pub mod schedule;
+pub mod select;
+pub mod trainer;
+
+pub use crate::model::align::LabelAlignment;
+pub use config::TrainConfig;
+pub use error::TrainError;
+pub use outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
+pub use select::SelectMetric;
+pub use trainer::{train, Evaluate, TrainSentence};

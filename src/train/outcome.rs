@@ -1,0 +1,110 @@
+//! What training produces: per-epoch records, events for progress and logs, and the outcome
+//! of a run (scores, word-level test predictions, timings, the best model in memory).
+
+use crate::model::export::{save_model, ExportError};
+use crate::model::{ModelFiles, TokenClassifier};
+use std::path::Path;
+
+/// Entity-level scores of one evaluation (the caller's metric, seqeval-compatible).
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
+pub struct EvalScores {
+    pub precision: f64,
+    pub recall: f64,
+    pub f1: f64,
+    pub accuracy: f64,
+}
+
+/// One epoch of training followed by its validation.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochRecord {
+    /// 1-based.
+    pub epoch: usize,
+    /// Mean of the epoch's step losses.
+    pub train_loss: f64,
+    pub val: EvalScores,
+    /// Validation loss (mean over batches, weighted by batch size, as the Trainer).
+    pub val_loss: f64,
+    /// The learning rate of the epoch's last optimizer step.
+    pub learning_rate: f64,
+    /// Training time of the epoch, validation excluded.
+    pub seconds: f64,
+    pub eval_seconds: f64,
+    /// Non-padding training tokens per second of `seconds`.
+    pub tokens_per_sec: f64,
+}
+
+/// Progress of a run, for rendering and logging (library code never prints).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainEvent {
+    /// The model is built: parameters and what the checkpoint lacked or had in excess.
+    Loaded {
+        n_parameters: usize,
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
+    EpochStart {
+        epoch: usize,
+        steps: usize,
+    },
+    Step {
+        epoch: usize,
+        /// 1-based within the run.
+        step: usize,
+        total_steps: usize,
+        loss: f64,
+        learning_rate: f64,
+    },
+    EpochEnd(EpochRecord),
+    /// The epoch whose weights are restored for the test evaluation.
+    BestEpoch {
+        epoch: usize,
+    },
+    TestScored(EvalScores),
+}
+
+/// Gold entities broken by `max_length` truncation, per split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct TruncationLoss {
+    pub train: usize,
+    pub validation: usize,
+    pub test: usize,
+    /// Test words cut (predicted "O" in `test_pred`).
+    pub test_words: usize,
+}
+
+/// The result of [`super::train`].
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    pub epochs: Vec<EpochRecord>,
+    /// 1-based epoch whose weights were restored.
+    pub best_epoch: usize,
+    /// Test scores on the words the model saw (truncated words dropped, as the recipe).
+    pub test: EvalScores,
+    /// Every test word's gold tag.
+    pub test_gold: Vec<Vec<String>>,
+    /// Every test word's predicted tag ("O" for words cut by truncation).
+    pub test_pred: Vec<Vec<String>>,
+    pub entities_lost_to_truncation: TruncationLoss,
+    pub n_parameters: usize,
+    /// The whole epoch loop, validation included (as the Trainer's `train()`).
+    pub train_seconds: f64,
+    /// Non-padding training tokens of all epochs over `train_seconds`.
+    pub train_tokens_per_sec: f64,
+    /// Non-padding tokens of one pass over the training split.
+    pub train_tokens_per_epoch: usize,
+    pub test_seconds: f64,
+    pub missing_tensors: Vec<String>,
+    pub unexpected_tensors: Vec<String>,
+    /// The model with the best epoch's weights.
+    pub model: TokenClassifier,
+    pub tokenizer: tokenizers::Tokenizer,
+    /// The files the model was fine-tuned from (their tokenizer side files are exported).
+    pub source: ModelFiles,
+}
+
+impl TrainOutcome {
+    /// Saves the best model in Hugging Face layout (see [`crate::model::export`]).
+    pub fn save_model(&self, dir: &Path) -> Result<(), ExportError> {
+        save_model(&self.model, &self.tokenizer, dir, Some(&self.source))
+    }
+}
