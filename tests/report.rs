@@ -215,8 +215,8 @@ fn result(f: &Fixture, index: usize) -> RunResult {
     report.insert("micro avg".into(), ClassScores { precision, recall, f1, support: 14 });
     let details = serde_json::json!({
         "audit": [{"kind": "leakage", "message": "brackets survive in the sentence text"}],
-        "entities_lost_to_truncation": if f.model == "m2" { 1 } else { 0 },
-        "split": {"sha256": "abc123"},
+        "entities_lost_to_truncation": {"train": 2, "validation": 0, "test": usize::from(f.model == "m2"), "test_words": if f.model == "m2" { 4 } else { 0 }},
+        "split": {"train": 10, "validation": 2, "test": 8, "sha256": {"train": "aa", "validation": "bb", "test": "cc"}},
     });
     RunResult {
         id: format!("{}-{}-lr{}-toy-s{}-{index:08x}", f.model, f.scheme.to_lowercase(), f.rate, f.seed),
@@ -509,7 +509,9 @@ fn check_markdown_and_plots(root: &Path) {
         "## Per entity type",
         "## Data audit",
         "- **leakage**: brackets survive in the sentence text (24 of 24 runs)",
-        "entities lost to truncation (most in one run): m1: 0, m2: 1",
+        "entities lost to truncation (most in one run): m1: train 2, validation 0, test 0, test_words 0; \
+         m2: train 2, validation 0, test 1, test_words 4\n",
+        "split manifests: 1 distinct sha256 (every run saw the same split)",
         "## Plots",
         "too few seeds (n=2)",
         "23 done, 1 failed, 0 pending",

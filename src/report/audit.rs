@@ -23,8 +23,8 @@ pub(crate) struct DatasetAudit {
     /// Runs that carry a `details.audit` list (possibly empty).
     pub audited: usize,
     pub warnings: Vec<AuditWarning>,
-    /// Per model, the most entities any run lost to truncation (runs that recorded it).
-    pub truncation: Vec<(String, u64)>,
+    /// Per model, the most entities any run lost to truncation, per split (runs that recorded it).
+    pub truncation: Vec<(String, Vec<(String, u64)>)>,
     /// Distinct split manifest hashes, when any run recorded one.
     pub split_manifests: Option<usize>,
 }
@@ -84,17 +84,41 @@ fn warning_parts(w: &serde_json::Value) -> (String, String) {
     }
 }
 
-fn truncation(runs: &[&RunResult]) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = Vec::new();
+/// Per model, the most entities any run lost per split. The trainer records an object
+/// (`{train, validation, test, test_words}`); a bare number counts as `total`.
+fn truncation(runs: &[&RunResult]) -> Vec<(String, Vec<(String, u64)>)> {
+    let mut out: Vec<(String, Vec<(String, u64)>)> = Vec::new();
     for r in runs {
-        let Some(lost) = r.details.get("entities_lost_to_truncation").and_then(|v| v.as_u64()) else { continue };
+        let Some(lost) = r.details.get("entities_lost_to_truncation").map(loss_parts) else { continue };
         let model = param_text(r, "model");
-        match out.iter_mut().find(|(m, _)| *m == model) {
-            Some((_, most)) => *most = (*most).max(lost),
-            None => out.push((model, lost)),
+        let most = match out.iter_mut().find(|(m, _)| *m == model) {
+            Some((_, most)) => most,
+            None => {
+                out.push((model, Vec::new()));
+                &mut out.last_mut().expect("just pushed").1
+            }
+        };
+        for (key, n) in lost {
+            match most.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, m)) => *m = (*m).max(n),
+                None => most.push((key, n)),
+            }
         }
     }
     out
+}
+
+/// Named counts of a truncation record, splits first in pipeline order.
+fn loss_parts(v: &serde_json::Value) -> Vec<(String, u64)> {
+    if let Some(n) = v.as_u64() {
+        return vec![("total".into(), n)];
+    }
+    let Some(map) = v.as_object() else { return Vec::new() };
+    let order = ["train", "validation", "test", "test_words"];
+    let rank = |k: &String| order.iter().position(|o| o == k).unwrap_or(order.len());
+    let mut parts: Vec<(String, u64)> = map.iter().filter_map(|(k, n)| n.as_u64().map(|n| (k.clone(), n))).collect();
+    parts.sort_by_key(|(k, _)| rank(k));
+    parts
 }
 
 /// The audit as Markdown: one subsection per dataset.
@@ -112,8 +136,13 @@ pub(crate) fn markdown(audits: &[DatasetAudit]) -> String {
             md.push_str(&format!("- {kind}{} ({} of {} runs)\n", w.message, w.runs, a.runs));
         }
         if !a.truncation.is_empty() {
-            let parts: Vec<String> = a.truncation.iter().map(|(m, n)| format!("{m}: {n}")).collect();
-            md.push_str(&format!("- entities lost to truncation (most in one run): {}\n", parts.join(", ")));
+            md.push_str("- entities lost to truncation (most in one run):");
+            for (model, parts) in &a.truncation {
+                let parts: Vec<String> = parts.iter().map(|(k, n)| format!("{k} {n}")).collect();
+                md.push_str(&format!(" {model}: {};", parts.join(", ")));
+            }
+            md.pop();
+            md.push('\n');
         }
         if let Some(n) = a.split_manifests {
             let note = if n == 1 { "every run saw the same split" } else { "runs saw different splits" };
@@ -158,6 +187,16 @@ mod tests {
             run("hub", "a", serde_json::json!({"audit": [leak], "entities_lost_to_truncation": 2})),
             run("hub", "b", serde_json::json!({"audit": [leak, leak], "entities_lost_to_truncation": 5})),
             run("hub", "a", serde_json::json!({"audit": [], "entities_lost_to_truncation": 4})),
+            run(
+                "hub",
+                "c",
+                serde_json::json!({"entities_lost_to_truncation": {"test": 3, "train": 7, "test_words": 9}}),
+            ),
+            run(
+                "hub",
+                "c",
+                serde_json::json!({"entities_lost_to_truncation": {"test": 1, "train": 8, "test_words": 9}}),
+            ),
             run("clean", "a", serde_json::json!({"audit": []})),
             run("other", "a", serde_json::json!({})),
         ];
@@ -167,11 +206,16 @@ mod tests {
             got[0].warnings,
             [AuditWarning { kind: "leakage".into(), message: "brackets in text".into(), runs: 2 }]
         );
-        assert_eq!(got[0].truncation, [("a".to_string(), 4), ("b".to_string(), 5)]);
+        let parts = |p: &[(&str, u64)]| p.iter().map(|(k, n)| (k.to_string(), *n)).collect::<Vec<_>>();
+        assert_eq!(
+            got[0].truncation[..2],
+            [("a".to_string(), parts(&[("total", 4)])), ("b".to_string(), parts(&[("total", 5)]))]
+        );
+        assert_eq!(got[0].truncation[2].1, parts(&[("train", 8), ("test", 3), ("test_words", 9)]));
         let md = markdown(&got);
-        assert!(md.contains("- **leakage**: brackets in text (2 of 3 runs)"), "{md}");
+        assert!(md.contains("- **leakage**: brackets in text (2 of 5 runs)"), "{md}");
         assert!(md.contains("- audit warnings: none (1 of 1 runs audited)"), "{md}");
         assert!(md.contains("- audit warnings: none recorded"), "{md}");
-        assert!(md.contains("a: 4, b: 5"), "{md}");
+        assert!(md.contains("(most in one run): a: total 4; b: total 5; c: train 8, test 3, test_words 9\n"), "{md}");
     }
 }

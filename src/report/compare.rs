@@ -16,6 +16,9 @@ use crate::stats::{
 };
 use crate::store::RunResult;
 
+/// The smallest number of pairs a p-value is printed for.
+pub(crate) const MIN_PAIRS: usize = MIN_SEEDS_FOR_PERMUTATION;
+
 /// Axes whose values are compared pairwise, in report order.
 pub(crate) const COMPARED_AXES: [&str; 2] = ["scheme", "model"];
 
@@ -186,6 +189,3 @@ pub(crate) fn comparisons_frame(rows: &[Comparison], cell_axes: &[String]) -> Po
     cols.push(text("note", &|c| c.note()));
     DataFrame::new_infer_height(cols)
 }
-
-/// The smallest number of pairs a p-value is printed for.
-pub(crate) const MIN_PAIRS: usize = MIN_SEEDS_FOR_PERMUTATION;
