@@ -208,13 +208,15 @@ fn render_epochs(
             .max_light_lines(1)
             .draw()?;
         let mut entries: Vec<(String, RGBColor)> = Vec::new();
+        let mut labelled = Vec::new();
         for RunLine { rate_index: i, rate, points } in &lines {
             let c = color(*i);
             ctx.draw_series(LineSeries::new(points.iter().copied(), c.stroke_width(2)))?;
             ctx.draw_series(points.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
-            let entry = (format!("lr={rate}"), c);
-            if !entries.contains(&entry) {
-                entries.push(entry);
+            if !labelled.contains(i) {
+                labelled.push(*i);
+                let runs = lines.iter().filter(|l| l.rate_index == *i).count();
+                entries.push((format!("lr={rate} ({runs} runs)"), c));
             }
         }
         draw_legend(&legend, "one line per run", &entries)?;
