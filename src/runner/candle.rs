@@ -211,6 +211,7 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         "train_tokens_per_epoch": outcome.train_tokens_per_epoch,
         "test_seconds": outcome.test_seconds,
         "skipped_records": data.skipped.len(),
+        "audit": crate::data::audit(&data.corpus, &data.manifest),
         "versions": { "candle": "0.11", "nergrid": env!("CARGO_PKG_VERSION") },
         "run": run.id,
     });
