@@ -2,7 +2,7 @@
 //! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
 
 mod grid;
-mod output;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +24,9 @@ enum Command {
     Run(grid::RunArgs),
     /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
     Report(grid::ReportArgs),
+    /// Run one attempt of one run for `nergrid run` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -45,6 +48,7 @@ pub fn main() -> i32 {
         Command::Plan(a) => grid::plan(a),
         Command::Run(a) => grid::run(a),
         Command::Report(a) => grid::report(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(code) => code,

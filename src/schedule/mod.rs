@@ -1,11 +1,40 @@
-//! Schedule: which runs execute, where, and what happens to their results.
+//! Schedule: which runs execute, where, in what order, and what happens to their results.
+//!
+//! `run_schedule` (the `nergrid run` scheduler) starts one `nergrid worker` process per run
+//! attempt on a pool of device slots; `run_worker` is what such a process does. `execute_run`
+//! runs one attempt in the calling process.
 
+mod child;
+mod cost;
+mod devices;
 mod dry_run;
+mod events;
+mod failure;
 mod host;
+mod lock;
+mod protocol;
+mod retry;
+mod scheduler;
+mod signals;
 mod sweep;
+mod test_trainer;
 mod trainer;
+mod worker;
 
+pub use child::{TrainerChoice, WorkerLaunch};
+pub use cost::{estimate_cost, longest_first, params_from_config, CostInputs, CostModel};
+pub use devices::{layout, trainer_device, visible_cuda, Device, DeviceEnv, DeviceLayout};
 pub use dry_run::{dry_scores, DryRunTrainer};
-pub use host::{hostname, peak_rss_bytes};
-pub use sweep::{decide, execute_run, run_sweep, Action, SweepEvent, SweepOptions, SweepSummary};
-pub use trainer::{RunContext, RunOutput, RunProgress, Trainer};
+pub use events::{SweepEvent, SweepSummary};
+pub use failure::{classify_end, failure_kind, FailureKind, RunFailure, WorkerEnd};
+pub use host::{hostname, peak_rss_bytes, pid_alive};
+pub use lock::{claim, is_stale, lock_state, Claim, LockConfig, LockError, LockInfo, LockState, RunLock};
+pub use protocol::{WorkerReport, EXIT_LOST_LOCK, REPORT_FD, REPORT_FD_ENV};
+pub use retry::{decide_retry, FailedAttempt, RetryDecision};
+pub use scheduler::{run_schedule, ScheduleError, ScheduleOptions};
+pub use sweep::{
+    decide, execute_attempt, execute_run, failed_result, result_failure_kind, result_fingerprint, Action, Attempt,
+};
+pub use test_trainer::{Behaviour, TestScript, TestTrainer, TestTrainerError, TEST_TRAINER_ENV};
+pub use trainer::{micro_batch, RunContext, RunOutput, RunProgress, Trainer};
+pub use worker::{run_worker, WorkerError, WorkerTask};
