@@ -308,7 +308,7 @@ fn out_of_memory_halves_the_micro_batch_and_doubles_accumulation() {
 #[test]
 fn fake_gpus_get_two_runs_each_and_see_only_their_device() {
     let grid = "models = [\"a\", \"b\"]\nlearning_rates = [1e-5, 2e-5]\nseeds = [1, 2]";
-    let sweep = Sweep::new(grid, "runs_per_device = 2", json!({"default": {"sleep_ms": 300}}));
+    let sweep = Sweep::new(grid, "runs_per_device = 2", json!({"default": {"sleep_ms": 500}}));
     let out = sweep
         .command(&[])
         .env("NERGRID_FAKE_CUDA_DEVICES", "8")
