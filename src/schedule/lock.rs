@@ -281,7 +281,8 @@ pub struct RunLock {
 }
 
 impl RunLock {
-    pub fn info(&self) -> &LockInfo {
+    #[cfg(test)]
+    fn info(&self) -> &LockInfo {
         &self.info
     }
 

@@ -22,19 +22,15 @@ mod trainer;
 mod worker;
 
 pub use child::{TrainerChoice, WorkerLaunch};
-pub use cost::{estimate_cost, longest_first, params_from_config, CostInputs, CostModel};
-pub use devices::{layout, trainer_device, visible_cuda, Device, DeviceEnv, DeviceLayout};
+pub use devices::{layout, Device, DeviceEnv, DeviceLayout};
 pub use dry_run::{dry_scores, DryRunTrainer};
 pub use events::{SweepEvent, SweepSummary};
-pub use failure::{classify_end, failure_kind, FailureKind, RunFailure, WorkerEnd};
-pub use host::{hostname, peak_rss_bytes, pid_alive};
-pub use lock::{claim, is_stale, lock_state, Claim, LockConfig, LockError, LockInfo, LockState, RunLock};
-pub use protocol::{WorkerReport, EXIT_LOST_LOCK, REPORT_FD, REPORT_FD_ENV};
-pub use retry::{decide_retry, FailedAttempt, RetryDecision};
+pub use failure::{failure_kind, FailureKind, RunFailure};
+pub use host::{hostname, peak_rss_bytes};
+pub use lock::LockConfig;
+pub use protocol::{WorkerReport, EXIT_LOST_LOCK, REPORT_FD_ENV};
 pub use scheduler::{run_schedule, ScheduleError, ScheduleOptions};
-pub use sweep::{
-    decide, execute_attempt, execute_run, failed_result, result_failure_kind, result_fingerprint, Action, Attempt,
-};
-pub use test_trainer::{Behaviour, TestScript, TestTrainer, TestTrainerError, TEST_TRAINER_ENV};
+pub use sweep::{decide, execute_run, Action};
+pub use test_trainer::TestTrainer;
 pub use trainer::{micro_batch, RunContext, RunOutput, RunProgress, Trainer};
 pub use worker::{run_worker, WorkerError, WorkerTask};

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant};
 
-use super::child::{signal_worker, spawn_worker, ChildMessage, WorkerLaunch, WorkerOrder};
+use super::child::{signal_worker, spawn_worker, ChildMessage, TrainerChoice, WorkerLaunch, WorkerOrder};
 use super::cost::CostModel;
 use super::devices::{trainer_device, Device, DeviceLayout};
 use super::events::{SweepEvent, SweepSummary};
@@ -226,7 +226,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
         if self.signals_seen == 0 {
             on_event(SweepEvent::Interrupted { second: false, running: self.running() });
         }
-        if count >= 2 {
+        if count >= 2 && self.signals_seen < 2 {
             on_event(SweepEvent::Interrupted { second: true, running: self.running() });
             for active in self.slots.iter_mut().filter_map(|s| s.active.as_mut()) {
                 active.kill = Some(Kill::Interrupt);
@@ -448,7 +448,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
             grad_accum: active.job.grad_accum,
             details: worker_details(device, active.pid),
         };
-        let dry_run = self.opts.launch.trainer == super::child::TrainerChoice::DryRun;
+        let dry_run = self.opts.launch.trainer == TrainerChoice::DryRun;
         let mut result =
             failed_result(self.spec, run, &attempt, dry_run, active.started_at.clone(), vec![reason], kind);
         result.timings.seconds = active.started.elapsed().as_secs_f64();
