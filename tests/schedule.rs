@@ -345,6 +345,20 @@ fn fake_gpus_get_two_runs_each_and_see_only_their_device() {
     let per_device: Vec<usize> = intervals.values().map(|v| most(v).unwrap()).collect();
     assert!(per_device.iter().all(|&n| n <= 2), "{per_device:?}");
     assert!(per_device.contains(&2), "runs_per_device = 2 was never used: {per_device:?}");
+
+    // Devices that are not there are usage errors, before anything runs.
+    let fake = |devices: &str| {
+        let out =
+            sweep.command(&["--force", "--devices", devices]).env("NERGRID_FAKE_CUDA_DEVICES", "2").output().unwrap();
+        (out.status.code(), stderr(&out))
+    };
+    let (code, text) = fake("cuda:2");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("cuda:2: only 2 CUDA device(s) are visible"), "{text}");
+    let (code, text) = fake("gpu");
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("unknown devices \"gpu\""), "{text}");
+    assert_eq!(sweep.executions("start").len(), 16);
 }
 
 #[test]
