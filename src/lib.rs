@@ -10,6 +10,7 @@ pub mod data;
 pub mod metrics;
 pub mod model;
 pub mod plan;
+pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod schedule;

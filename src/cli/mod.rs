@@ -4,8 +4,8 @@
 pub mod data;
 pub mod eval;
 mod grid;
-mod output;
 pub mod predict;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +33,9 @@ enum Command {
     Data(data::DataArgs),
     /// Predict entities in raw text with a model exported by a run (save_model = true).
     Predict(predict::PredictArgs),
+    /// Run one attempt of one run for `nergrid run` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -57,6 +60,7 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(code) => code,

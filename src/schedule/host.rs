@@ -12,6 +12,26 @@ pub fn hostname() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Whether a process with this pid exists on this host (it may belong to another user).
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    // A killed process whose parent died stays a zombie until init reaps it, which some inits
+    // do late: it holds nothing, so it counts as dead.
+    exists && !is_zombie(std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().as_deref())
+}
+
+/// Whether a `/proc/<pid>/stat` line shows a zombie or dead process (state after the `)`).
+fn is_zombie(stat: Option<&str>) -> bool {
+    let state = stat.and_then(|s| s.rsplit_once(')')).and_then(|(_, rest)| rest.trim_start().chars().next());
+    matches!(state, Some('Z' | 'X'))
+}
+
 /// Peak resident set size of this process in bytes.
 pub fn peak_rss_bytes() -> u64 {
     // SAFETY: getrusage writes into a zeroed struct we own.
@@ -30,5 +50,14 @@ mod tests {
     fn host_facts_are_plausible() {
         assert!(!super::hostname().is_empty());
         assert!(super::peak_rss_bytes() > 1024 * 1024);
+        assert!(super::pid_alive(std::process::id()));
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        assert!(!super::pid_alive(pid));
+        assert!(!super::pid_alive(0));
+        assert!(super::is_zombie(Some("42 (a (b) c) Z 1 42")));
+        assert!(!super::is_zombie(Some("42 (nergrid) S 1 42")));
+        assert!(!super::is_zombie(None));
     }
 }

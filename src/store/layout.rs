@@ -1,5 +1,5 @@
 //! The results directory: `spec.toml` and `runs/<run-id>/{run.toml, result.json, epochs.csv,
-//! log.txt, predictions.conll}`. Only this module knows these names.
+//! log.txt, predictions.conll, lock.json}`. Only this module knows these names.
 
 use std::fs;
 use std::io::Write;
@@ -59,6 +59,11 @@ impl Store {
 
     pub fn result_path(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("result.json")
+    }
+
+    /// The claim of the process running the run (see `schedule::lock`).
+    pub fn lock_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("lock.json")
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
