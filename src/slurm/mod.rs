@@ -12,11 +12,9 @@ mod script;
 mod submit;
 
 pub use arrays::{runs_to_submit, split_arrays, ArrayPlan, TaskRun};
-pub use options::{
-    effective_max_array_size, parse_max_array_size, SlurmOptionFlags, SlurmOptions, DEFAULT_MAX_ARRAY_SIZE,
-};
+pub use options::{effective_max_array_size, SlurmOptionFlags, SlurmOptions};
 pub use script::{render_array, render_report, ScriptContext};
-pub use submit::{cluster_max_array_size, parse_job_id, sbatch, sbatch_args};
+pub use submit::{cluster_max_array_size, sbatch};
 
 use std::path::PathBuf;
 
