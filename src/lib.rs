@@ -14,6 +14,7 @@ pub mod progress;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod slurm;
 pub mod spec;
 pub mod store;
 pub mod train;

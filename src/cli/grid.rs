@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 
 use super::{EXIT_FAILED, EXIT_USAGE};
-use crate::plan::{expand, parse_shard, select, Plan};
+use crate::plan::{expand, parse_shard, select, Plan, RunSpec};
 use crate::progress::stderr_renderer;
 use crate::schedule::{
     layout, run_schedule, DeviceEnv, LockConfig, ScheduleOptions, SweepSummary, TrainerChoice, WorkerLaunch,
@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Run only this plan index (repeatable).
     #[arg(long = "index", value_name = "I")]
     indices: Vec<usize>,
+    /// With one --index: the id that run must have; exit 2 if the plan gives it another id (the
+    /// spec changed since the id was taken, e.g. since a SLURM job array was submitted).
+    #[arg(long, value_name = "ID", requires = "indices")]
+    expect_id: Option<String>,
     /// Run only shard K of N (1-based): runs whose index % N == K-1.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
@@ -67,7 +71,7 @@ pub struct ReportArgs {
 }
 
 /// Loads a spec, printing its errors; `None` means exit with `EXIT_USAGE`.
-fn load_spec(path: &Path) -> Option<Spec> {
+pub(super) fn load_spec(path: &Path) -> Option<Spec> {
     match spec::load(path) {
         Ok(s) => Some(s),
         Err(SpecLoadError::Invalid(errors)) => {
@@ -160,7 +164,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    let runs = match select(&plan, &args.indices, shard) {
+    let runs = match select(&plan, &args.indices, shard).and_then(|r| check_expected_id(r, args.expect_id.as_deref())) {
         Ok(r) => r,
         Err(msg) => {
             eprintln!("error: {msg}");
@@ -181,6 +185,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
     progress.finish();
     eprintln!("{}; results in {}", summary_line(&summary), store.root().display());
     Ok(if summary.all_done() { 0 } else { EXIT_FAILED })
+}
+
+/// `--expect-id`: the one selected run must have this id.
+fn check_expected_id<'p>(runs: Vec<&'p RunSpec>, expected: Option<&str>) -> Result<Vec<&'p RunSpec>, String> {
+    let Some(expected) = expected else { return Ok(runs) };
+    match runs.as_slice() {
+        [run] if run.id == expected => Ok(runs),
+        [run] => Err(format!(
+            "--expect-id: run {} of the plan is {}, not {expected} (the spec changed since the id was taken)",
+            run.index, run.id
+        )),
+        _ => Err("--expect-id needs exactly one --index".into()),
+    }
 }
 
 /// Devices from `--devices` or `[schedule]`; `None` (after printing why) on a usage error.

@@ -44,6 +44,17 @@ pub fn trainer_device(label: &str) -> &'static str {
     }
 }
 
+/// The log line saying where a worker trains, and why on the CPU when the build has no CUDA.
+pub fn device_note(label: &str, cuda_visible_devices: &str, cuda_feature: bool) -> String {
+    match label {
+        "cpu" if !cuda_feature => {
+            "device: cpu (this build has no CUDA support: built without the `cuda` feature)".to_string()
+        }
+        "cpu" => "device: cpu".to_string(),
+        gpu => format!("device: {gpu} (CUDA_VISIBLE_DEVICES={cuda_visible_devices}, trains on cuda:0)"),
+    }
+}
+
 /// What the machine offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceEnv {
@@ -221,6 +232,13 @@ mod tests {
         assert_eq!(cpu(1, Some(4)), (4, 4), "threads_per_run sets the concurrency");
         assert_eq!(cpu(1, Some(32)), (1, 32));
         assert_eq!(cpu(32, None), (32, 1));
+    }
+
+    #[test]
+    fn the_log_says_why_a_run_is_on_the_cpu() {
+        assert!(device_note("cpu", "", false).contains("no CUDA support"));
+        assert_eq!(device_note("cpu", "", true), "device: cpu");
+        assert_eq!(device_note("cuda:1", "5", true), "device: cuda:1 (CUDA_VISIBLE_DEVICES=5, trains on cuda:0)");
     }
 
     #[test]

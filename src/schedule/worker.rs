@@ -4,8 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::devices::trainer_device;
+use super::devices::{device_note, trainer_device};
 use super::events::SweepEvent;
+use super::host::slurm_facts;
 use super::lock::{claim, Claim, LockConfig, LockError};
 use super::protocol::WorkerReport;
 use super::sweep::{execute_attempt, result_fingerprint, Attempt};
@@ -66,6 +67,8 @@ pub fn run_worker(
         return Ok(lock.release()?);
     }
     lock.start_heartbeat(lock_config.heartbeat_every, on_lost);
+    let cvd = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
+    store.log(&run.id, &device_note(&task.device, &cvd, cfg!(feature = "cuda")))?;
     report(&WorkerReport::Running { micro_batch: micro_batch(run.usize_param("batch_size"), task.grad_accum) });
     execute(spec, run, &store, trainer, &attempt_of(task), report)?;
     Ok(lock.release()?)
@@ -77,6 +80,9 @@ fn attempt_of(task: &WorkerTask) -> Attempt {
     details.insert("cuda_visible_devices".into(), cvd.into());
     details.insert("trainer_device".into(), trainer_device(&task.device).into());
     details.insert("worker_pid".into(), std::process::id().into());
+    if let Some(slurm) = slurm_facts(|k| std::env::var(k).ok()) {
+        details.insert("slurm".into(), slurm.into());
+    }
     if let Some(threads) = std::env::var("RAYON_NUM_THREADS").ok().and_then(|t| t.parse::<u64>().ok()) {
         details.insert("threads".into(), threads.into());
     }

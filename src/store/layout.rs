@@ -1,5 +1,6 @@
-//! The results directory: `spec.toml` and `runs/<run-id>/{run.toml, result.json, epochs.csv,
-//! log.txt, predictions.conll, lock.json}`. Only this module knows these names.
+//! The results directory: `spec.toml`, `runs/<run-id>/{run.toml, result.json, epochs.csv,
+//! log.txt, predictions.conll, lock.json}` and `slurm/` (SLURM job output). Only this module
+//! knows these names.
 
 use std::fs;
 use std::io::Write;
@@ -47,6 +48,11 @@ impl Store {
 
     pub fn spec_path(&self) -> PathBuf {
         self.root.join("spec.toml")
+    }
+
+    /// Where SLURM writes the output of `nergrid slurm` jobs.
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.root.join("slurm")
     }
 
     pub fn runs_dir(&self) -> PathBuf {
