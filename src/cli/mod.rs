@@ -4,8 +4,9 @@
 pub mod data;
 pub mod eval;
 mod grid;
-mod output;
 pub mod predict;
+mod slurm;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +34,11 @@ enum Command {
     Data(data::DataArgs),
     /// Predict entities in raw text with a model exported by a run (save_model = true).
     Predict(predict::PredictArgs),
+    /// Submit a grid to SLURM as job arrays (one task per run), optionally with a report job.
+    Slurm(slurm::SlurmArgs),
+    /// Run one attempt of one run for `nergrid run` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -57,6 +63,8 @@ pub fn main() -> i32 {
         Command::Eval(a) => eval::run(a),
         Command::Data(a) => data::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Slurm(a) => slurm::run(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(code) => code,

@@ -9,11 +9,11 @@ use super::dataset::{load_run_data, RunData};
 use crate::data::{Scheme, TaggedSentence};
 use crate::metrics::{evaluate, Mode, Report, ZeroDivision};
 use crate::plan::RunSpec;
-use crate::schedule::{RunContext, RunOutput, RunProgress, Trainer};
+use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgress, Trainer};
 use crate::spec::{expand_env, ModelSource};
 use crate::store::{ClassScores, EpochRow, Scores};
 use crate::train::{
-    self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainEvent, TrainOutcome, TrainSentence,
+    self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
 };
 
 /// Fine-tunes each run's model with candle on the Hugging Face Trainer's recipe.
@@ -77,13 +77,27 @@ impl Trainer for CandleTrainer {
             _ => {}
         };
         let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
-        let outcome = train::train(&model, &data.labels, &tr, &va, &te, &cfg, &device, &metric, &mut on_event)?;
+        let outcome = train::train(&model, &data.labels, &tr, &va, &te, &cfg, &device, &metric, &mut on_event)
+            .map_err(classify)?;
         if run.param("save_model").and_then(|v| v.as_bool()).unwrap_or(false) {
             let dir = ctx.store.model_dir(&run.id);
             outcome.save_model(&dir).with_context(|| format!("saving the model to {}", dir.display()))?;
         }
         output(run, &data, &outcome, &cfg)
     }
+}
+
+/// Tells the scheduler which failures are out-of-memory (retried with more accumulation) and
+/// which are non-finite losses (never retried).
+fn classify(e: TrainError) -> anyhow::Error {
+    let message = anyhow::Error::new(e);
+    let kind = match message.downcast_ref::<TrainError>() {
+        Some(TrainError::OutOfMemory(_)) => FailureKind::OutOfMemory,
+        Some(TrainError::NonFiniteLoss { .. }) => FailureKind::NonFiniteLoss,
+        _ => return message,
+    };
+    let text = format!("{message:#}");
+    message.context(RunFailure::new(kind, text))
 }
 
 fn sentences(tagged: &[TaggedSentence]) -> Vec<TrainSentence> {
@@ -211,6 +225,7 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         "train_tokens_per_epoch": outcome.train_tokens_per_epoch,
         "test_seconds": outcome.test_seconds,
         "skipped_records": data.skipped.len(),
+        "audit": crate::data::audit(&data.corpus, &data.manifest),
         "versions": { "candle": "0.11", "nergrid": env!("CARGO_PKG_VERSION") },
         "run": run.id,
     });
