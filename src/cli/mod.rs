@@ -26,7 +26,8 @@ enum Command {
     Plan(grid::PlanArgs),
     /// Execute the runs of a grid that are not done yet.
     Run(grid::RunArgs),
-    /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
+    /// Build report.md, the CSV tables (runs, summary, pivot, cells, comparisons, learning-rate
+    /// choice, per-type, study) and SVG plots from stored results.
     Report(grid::ReportArgs),
     /// Score a CoNLL-style file of gold and predicted tags with seqeval's entity metrics.
     Eval(eval::EvalArgs),
