@@ -38,6 +38,14 @@ impl Dropout {
     }
 }
 
+impl Dropout {
+    /// The next mask for `n` elements, drawn exactly as [`Dropout::apply`] draws it; `None`
+    /// (and no draw) when `p` is 0.
+    pub fn mask(&mut self, n: usize, p: f64) -> Option<Vec<f32>> {
+        (p > 0.0).then(|| keep_mask(self.rng.next_u64(), n, p))
+    }
+}
+
 /// `n` values, each 0 with probability `p` and 1/(1-p) otherwise, from `seed`.
 pub fn keep_mask(seed: u64, n: usize, p: f64) -> Vec<f32> {
     // An element is dropped when its u32 draw falls below p * 2^32.

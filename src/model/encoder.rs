@@ -26,30 +26,56 @@ pub struct Inputs {
 impl Inputs {
     /// Pads `sequences` to the longest one with the model's pad token.
     pub fn new(sequences: &[Vec<u32>], cfg: &Config, device: &Device) -> Result<Inputs> {
-        let batch = sequences.len();
-        let seq = sequences.iter().map(Vec::len).max().unwrap_or(0);
-        let mut ids = vec![cfg.pad_token_id; batch * seq];
-        let mut positions = vec![0u32; batch * seq];
-        let mut bias = vec![f32::MIN; batch * seq];
-        for (row, tokens) in sequences.iter().enumerate() {
-            let at = row * seq;
-            ids[at..at + tokens.len()].copy_from_slice(tokens);
-            bias[at..at + tokens.len()].fill(0.0);
-            fill_positions(&mut positions[at..at + seq], tokens.len(), cfg);
-        }
-        let tensor = |v: Vec<u32>| Tensor::from_vec(v, (batch, seq), device);
-        let token_type_ids = match cfg.type_vocab_size {
-            0 => None,
-            _ => Some(Tensor::zeros((batch, seq), DType::U32, device)?),
+        Inputs::from_host(&HostBatch::new(sequences, cfg), device)
+    }
+
+    /// The tensors of a padded batch.
+    pub fn from_host(host: &HostBatch, device: &Device) -> Result<Inputs> {
+        let (batch, seq) = (host.batch, host.seq);
+        let tensor = |v: &[u32]| Tensor::from_slice(v, (batch, seq), device);
+        let token_type_ids = match host.has_token_types {
+            false => None,
+            true => Some(Tensor::zeros((batch, seq), DType::U32, device)?),
         };
         Ok(Inputs {
-            input_ids: tensor(ids)?,
+            input_ids: tensor(&host.input_ids)?,
             token_type_ids,
-            position_ids: tensor(positions)?,
-            attention_bias: Tensor::from_vec(bias, (batch, 1, 1, seq), device)?,
+            position_ids: tensor(&host.position_ids)?,
+            attention_bias: Tensor::from_slice(&host.attention_bias, (batch, 1, 1, seq), device)?,
             batch,
             seq,
         })
+    }
+}
+
+/// A padded batch in host memory (row-major [batch, seq]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostBatch {
+    pub input_ids: Vec<u32>,
+    pub position_ids: Vec<u32>,
+    /// Whether the model has token-type embeddings (all inputs use type 0).
+    pub has_token_types: bool,
+    /// 0 on tokens, the most negative f32 on padding.
+    pub attention_bias: Vec<f32>,
+    pub batch: usize,
+    pub seq: usize,
+}
+
+impl HostBatch {
+    /// Pads `sequences` to the longest one with the model's pad token.
+    pub fn new(sequences: &[Vec<u32>], cfg: &Config) -> HostBatch {
+        let batch = sequences.len();
+        let seq = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let mut input_ids = vec![cfg.pad_token_id; batch * seq];
+        let mut position_ids = vec![0u32; batch * seq];
+        let mut attention_bias = vec![f32::MIN; batch * seq];
+        for (row, tokens) in sequences.iter().enumerate() {
+            let at = row * seq;
+            input_ids[at..at + tokens.len()].copy_from_slice(tokens);
+            attention_bias[at..at + tokens.len()].fill(0.0);
+            fill_positions(&mut position_ids[at..at + seq], tokens.len(), cfg);
+        }
+        HostBatch { input_ids, position_ids, has_token_types: cfg.type_vocab_size > 0, attention_bias, batch, seq }
     }
 }
 

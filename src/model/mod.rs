@@ -3,11 +3,15 @@
 //! Hugging Face layout, and entity prediction from raw text.
 
 pub mod align;
+mod approx;
 pub mod config;
 pub mod dropout;
 pub mod encoder;
 pub mod export;
+pub mod fast;
 pub mod head;
+pub mod host;
+pub mod kernels;
 pub mod load;
 pub mod ops;
 pub mod params;

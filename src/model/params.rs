@@ -148,6 +148,14 @@ impl Params {
         }
     }
 
+    /// The position of `name` in the order. Panics if absent, as [`Params::get`].
+    pub fn index_of(&self, name: &str) -> usize {
+        match self.index.get(name) {
+            Some(&i) => i,
+            None => panic!("no parameter {name}"),
+        }
+    }
+
     /// The tensor of `name` (a variable's value, shared storage).
     pub fn tensor(&self, name: &str) -> Tensor {
         self.get(name).as_tensor().clone()

@@ -27,7 +27,7 @@ pub fn global_norm(grads: &[&Tensor]) -> Result<f64> {
 fn squared_sum(g: &Tensor) -> Result<f64> {
     // Chunk sums are collected in order and added sequentially: a parallel reduction tree
     // would make the norm, and so the run, depend on thread scheduling.
-    if let Some(sum) = super::host::with_host_slice(g, |xs| {
+    if let Some(sum) = crate::model::host::with_host_slice(g, |xs| {
         let chunks: Vec<f64> =
             xs.par_chunks(1 << 15).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect();
         chunks.iter().sum::<f64>()

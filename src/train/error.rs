@@ -29,6 +29,8 @@ pub enum TrainError {
     OutOfMemory(#[source] candle_core::Error),
     #[error("tensor computation")]
     Tensor(#[source] candle_core::Error),
+    #[error(transparent)]
+    Fast(#[from] crate::model::fast::FastError),
     #[error("evaluation")]
     Evaluate(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -7,7 +7,6 @@ pub mod batch;
 pub mod clip;
 pub mod config;
 pub mod error;
-mod host;
 pub mod optimizer;
 pub mod outcome;
 pub mod schedule;

@@ -3,7 +3,7 @@
 //! are not biases or norms. On the CPU, parameters and moments are updated in place in one
 //! fused parallel pass (candle_nn::AdamW decays everything and allocates per operation).
 
-use super::host::{is_host, update_in_place};
+use crate::model::host::{is_host, update_in_place};
 use crate::model::Params;
 use candle_core::{Result, Tensor, Var};
 use rayon::prelude::*;

@@ -11,6 +11,8 @@ use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, Truncati
 use super::schedule::LinearSchedule;
 use super::select::best_epoch;
 use crate::model::align::{align_sentence, AlignedSentence};
+use crate::model::encoder::HostBatch;
+use crate::model::fast;
 use crate::model::head::labelled_count;
 use crate::model::load::{load_model, resolve, LoadedModel};
 use crate::model::tokenizer::load_tokenizer;
@@ -50,23 +52,14 @@ pub fn train(
     if train.is_empty() {
         return Err(TrainError::EmptyTrain);
     }
-    let files = resolve(&model.to_string_lossy())?;
-    let tokenizer = load_tokenizer(&files, cfg.max_length)?;
-    let loaded = load_model(&files, labels, cfg.seed, device)?;
+    let prepared = prepare(model, labels, [train, validation, test], cfg, device)?;
+    let Prepared { files, tokenizer, loaded, splits } = prepared;
     let LoadedModel { model, missing, unexpected, .. } = loaded;
-    let model = with_dropout_override(model, cfg.dropout);
     on_event(TrainEvent::Loaded {
         n_parameters: model.params().n_elements(),
         missing: missing.clone(),
         unexpected: unexpected.clone(),
     });
-    let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
-    let splits = Splits {
-        train: align("train", train)?,
-        validation: align("validation", validation)?,
-        test: align("test", test)?,
-    };
     let mut run = Run::new(model, cfg, device, &splits)?;
     let started = Instant::now();
     let epochs = run.epochs(&splits, validation, evaluate, on_event)?;
@@ -91,6 +84,35 @@ pub fn train(
         tokenizer,
         source: files,
     })
+}
+
+/// A run's inputs after loading: model files, tokenizer, model and aligned splits.
+struct Prepared {
+    files: crate::model::ModelFiles,
+    tokenizer: tokenizers::Tokenizer,
+    loaded: LoadedModel,
+    splits: Splits,
+}
+
+fn prepare(
+    model: &Path,
+    labels: &[String],
+    [train, validation, test]: [&[TrainSentence]; 3],
+    cfg: &TrainConfig,
+    device: &Device,
+) -> Result<Prepared, TrainError> {
+    let files = resolve(&model.to_string_lossy())?;
+    let tokenizer = load_tokenizer(&files, cfg.max_length)?;
+    let mut loaded = load_model(&files, labels, cfg.seed, device)?;
+    loaded.model = with_dropout_override(loaded.model, cfg.dropout);
+    let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
+    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
+    let splits = Splits {
+        train: align("train", train)?,
+        validation: align("validation", validation)?,
+        test: align("test", test)?,
+    };
+    Ok(Prepared { files, tokenizer, loaded, splits })
 }
 
 fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenClassifier {
@@ -264,13 +286,56 @@ impl<'a> Run<'a> {
     ) -> Result<f64, TrainError> {
         let labelled: usize = batch.iter().map(|&i| labelled_count(&train[i].targets)).sum();
         let denominator = labelled.max(1) as f64;
+        let micro = micro_batches(batch, self.cfg.grad_accum);
+        let (loss, grads) = match fast::available(&self.model) {
+            true => self.host_gradients(&micro, train, denominator)?,
+            false => self.graph_gradients(&micro, train, denominator)?,
+        };
+        let present: Vec<&Tensor> = grads.iter().flatten().collect();
+        let norm = global_norm(&present)?;
+        if !loss.is_finite() || !norm.is_finite() {
+            let step = self.step + 1;
+            return Err(TrainError::NonFiniteLoss { epoch, step });
+        }
+        let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
+        self.optimizer.step(&grads, lr, scale)?;
+        Ok(loss)
+    }
+
+    /// Loss and gradients on the fused CPU path ([`fast`]).
+    fn host_gradients(
+        &mut self,
+        micro: &[&[usize]],
+        train: &[AlignedSentence],
+        denominator: f64,
+    ) -> Result<(f64, Vec<Option<Tensor>>), TrainError> {
+        let mut grads = fast::zero_grads(self.model.params());
+        let mut loss = 0.0;
+        for rows in micro {
+            let (batch, targets) = host_batch(rows, train, self.model.config());
+            let dropout = Some(&mut self.dropout);
+            loss += fast::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, &mut grads)?;
+        }
+        let tensors = grads
+            .into_iter()
+            .zip(self.model.params().iter())
+            .map(|(g, (_, var))| Ok(Some(Tensor::from_vec(g, var.shape(), &Device::Cpu)?)))
+            .collect::<Result<Vec<_>, TrainError>>()?;
+        Ok((loss, tensors))
+    }
+
+    /// Loss and gradients through candle's autograd (any device).
+    fn graph_gradients(
+        &mut self,
+        micro: &[&[usize]],
+        train: &[AlignedSentence],
+        denominator: f64,
+    ) -> Result<(f64, Vec<Option<Tensor>>), TrainError> {
         let mut grads: Vec<Option<Tensor>> = vec![None; self.model.params().len()];
         let mut loss = 0.0;
-        for micro in micro_batches(batch, self.cfg.grad_accum) {
-            let rows: Vec<&AlignedSentence> = micro.iter().map(|&i| &train[i]).collect();
-            let ids: Vec<Vec<u32>> = rows.iter().map(|s| s.ids.clone()).collect();
-            let inputs = Inputs::new(&ids, self.model.config(), self.device)?;
-            let targets = padded_targets(&rows.iter().map(|s| s.targets.as_slice()).collect::<Vec<_>>());
+        for rows in micro {
+            let (batch, targets) = host_batch(rows, train, self.model.config());
+            let inputs = Inputs::from_host(&batch, self.device)?;
             let logits = self.model.forward(&inputs, Some(&mut self.dropout))?;
             let micro_loss = masked_cross_entropy(&logits, &targets, denominator)?;
             loss += micro_loss.to_scalar::<f32>()? as f64;
@@ -284,15 +349,7 @@ impl<'a> Run<'a> {
                 }
             }
         }
-        let present: Vec<&Tensor> = grads.iter().flatten().collect();
-        let norm = global_norm(&present)?;
-        if !loss.is_finite() || !norm.is_finite() {
-            let step = self.step + 1;
-            return Err(TrainError::NonFiniteLoss { epoch, step });
-        }
-        let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
-        self.optimizer.step(&grads, lr, scale)?;
-        Ok(loss)
+        Ok((loss, grads))
     }
 
     /// Scores the validation split: word-level tags at first sub-words of kept words.
@@ -359,6 +416,23 @@ pub struct SplitPrediction {
     pub loss: f64,
 }
 
+/// The padded batch of sentences `rows` and its targets.
+fn host_batch(rows: &[usize], split: &[AlignedSentence], cfg: &crate::model::Config) -> (HostBatch, Vec<i64>) {
+    let ids: Vec<Vec<u32>> = rows.iter().map(|&i| split[i].ids.clone()).collect();
+    let targets: Vec<&[i64]> = rows.iter().map(|&i| split[i].targets.as_slice()).collect();
+    (HostBatch::new(&ids, cfg), padded_targets(&targets))
+}
+
+/// Logits without dropout: [batch * seq, labels] on the host, by the fused path on the CPU.
+fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> Result<Tensor, TrainError> {
+    if fast::available(model) {
+        let labels = model.labels().len();
+        let logits = fast::logits(model, batch)?;
+        return Ok(Tensor::from_vec(logits, (batch.batch * batch.seq, labels), &Device::Cpu)?);
+    }
+    Ok(model.forward(&Inputs::from_host(batch, device)?, None)?)
+}
+
 /// Gold and predicted tags of the words that kept a sub-word (the recipe drops the rest).
 fn kept_words(
     aligned: &[AlignedSentence],
@@ -393,18 +467,15 @@ pub fn predict_split(
     let mut predicted = vec![Vec::new(); aligned.len()];
     let mut loss_sum = 0.0;
     for batch in eval_batches(&lengths, batch_size) {
-        let ids: Vec<Vec<u32>> = batch.iter().map(|&i| aligned[i].ids.clone()).collect();
-        let inputs = Inputs::new(&ids, model.config(), device)?;
-        let logits = model.forward(&inputs, None)?;
-        let rows: Vec<&[i64]> = batch.iter().map(|&i| aligned[i].targets.as_slice()).collect();
-        let targets = padded_targets(&rows);
+        let (host, targets) = host_batch(&batch, aligned, model.config());
+        let logits = eval_logits(model, &host, device)?;
         let labelled = labelled_count(&targets).max(1) as f64;
         let loss = masked_cross_entropy(&logits, &targets, labelled)?.to_scalar::<f32>()?;
         loss_sum += loss as f64 * batch.len() as f64;
         let classes = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
         for (row, &i) in batch.iter().enumerate() {
             predicted[i] =
-                aligned[i].first_token.iter().map(|t| t.map(|t| classes[row * inputs.seq + t] as usize)).collect();
+                aligned[i].first_token.iter().map(|t| t.map(|t| classes[row * host.seq + t] as usize)).collect();
         }
     }
     Ok(SplitPrediction { words: predicted, loss: loss_sum / aligned.len().max(1) as f64 })

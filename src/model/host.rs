@@ -1,7 +1,8 @@
-//! Direct access to the host memory of CPU tensors, for the fused loops of the optimizer and
-//! the gradient norm; other devices fall back to tensor operations.
+//! Direct access to the host memory of CPU tensors, for the fused CPU training path, the
+//! optimizer and the gradient norm; other devices fall back to tensor operations.
 
-use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Storage, Tensor};
+use super::params::Params;
+use candle_core::{CpuStorage, InplaceOp2, Layout, Result, Storage, StorageRef, Tensor};
 use std::cell::RefCell;
 
 /// Runs `f` on the f32 elements of `t` when it is a contiguous CPU tensor; `None` otherwise.
@@ -50,4 +51,34 @@ pub fn is_host(t: &Tensor) -> bool {
 pub fn update_in_place(dst: &Tensor, src: &Tensor, f: impl FnMut(&mut [f32], &[f32])) -> Result<()> {
     let src = src.contiguous()?;
     dst.inplace_op2(&src, &Update(RefCell::new(f)))
+}
+
+/// Read access to every parameter's values in host memory, held for one forward and
+/// backward pass (the optimizer takes write access afterwards).
+pub struct HostWeights<'a> {
+    guards: Vec<(StorageRef<'a>, (usize, usize))>,
+}
+
+impl<'a> HostWeights<'a> {
+    /// `None` unless every parameter is a contiguous f32 CPU tensor.
+    pub fn new(params: &'a Params) -> Option<HostWeights<'a>> {
+        let guards = params
+            .iter()
+            .map(|(_, var)| {
+                let (storage, layout) = var.storage_and_layout();
+                let range = layout.contiguous_offsets()?;
+                matches!(&*storage, Storage::Cpu(CpuStorage::F32(_))).then_some((storage, range))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(HostWeights { guards })
+    }
+
+    /// The values of the `i`-th parameter.
+    pub fn get(&self, i: usize) -> &[f32] {
+        let (storage, (start, end)) = &self.guards[i];
+        match &**storage {
+            Storage::Cpu(CpuStorage::F32(values)) => &values[*start..*end],
+            _ => unreachable!("checked in HostWeights::new"),
+        }
+    }
 }

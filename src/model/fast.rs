@@ -1,0 +1,404 @@
+//! The fused CPU training path: the same model as [`super::encoder`] (same parameters, same
+//! dropout draws in the same order), computed on host slices with the kernels of
+//! [`super::kernels`] and differentiated by hand instead of through candle's autograd graph.
+//!
+//! candle's backward pass allocates a zero tensor and an addition for every node of the
+//! graph, and its element-wise CPU operations run on one thread; here each layer is a few
+//! large matrix products and parallel fused loops, and gradients go straight into per-parameter
+//! buffers. Tests check the loss and every gradient against the autograd path.
+
+use super::config::{Architecture, Config};
+use super::dropout::Dropout;
+use super::encoder::HostBatch;
+use super::head::{TokenClassifier, IGNORE_INDEX};
+use super::host::HostWeights;
+use super::kernels::{self, AttentionShape, NormCache, View};
+use super::params::{layer_names, Params, CLASSIFIER_BIAS, CLASSIFIER_WEIGHT};
+
+/// Positions of the parameters of one layer in [`Params`] order.
+#[derive(Debug, Clone, Copy)]
+struct LayerIndex {
+    /// weight and bias of query, key, value
+    qkv: [(usize, usize); 3],
+    output: (usize, usize),
+    norm1: (usize, usize),
+    ffn_in: (usize, usize),
+    ffn_out: (usize, usize),
+    norm2: (usize, usize),
+}
+
+/// Positions of every parameter the fast path reads.
+#[derive(Debug, Clone)]
+struct Index {
+    word: usize,
+    position: usize,
+    token_type: Option<usize>,
+    norm: (usize, usize),
+    layers: Vec<LayerIndex>,
+    classifier: (usize, usize),
+}
+
+fn pair(params: &Params, name: &str) -> (usize, usize) {
+    (params.index_of(&format!("{name}.weight")), params.index_of(&format!("{name}.bias")))
+}
+
+impl Index {
+    fn new(params: &Params, cfg: &Config) -> Index {
+        let layers = (0..cfg.num_layers)
+            .map(|i| {
+                let [q, k, v, o, n1, f1, f2, n2] = layer_names(cfg.architecture, i);
+                LayerIndex {
+                    qkv: [pair(params, &q), pair(params, &k), pair(params, &v)],
+                    output: pair(params, &o),
+                    norm1: pair(params, &n1),
+                    ffn_in: pair(params, &f1),
+                    ffn_out: pair(params, &f2),
+                    norm2: pair(params, &n2),
+                }
+            })
+            .collect();
+        Index {
+            word: params.index_of("embeddings.word_embeddings.weight"),
+            position: params.index_of("embeddings.position_embeddings.weight"),
+            token_type: (cfg.type_vocab_size > 0).then(|| params.index_of("embeddings.token_type_embeddings.weight")),
+            norm: pair(params, "embeddings.LayerNorm"),
+            layers,
+            classifier: (params.index_of(CLASSIFIER_WEIGHT), params.index_of(CLASSIFIER_BIAS)),
+        }
+    }
+}
+
+/// Activations one layer's backward pass needs.
+struct LayerCache {
+    input: Vec<f32>,
+    qkv: Vec<f32>,
+    probs: Vec<f32>,
+    probs_keep: Option<Vec<f32>>,
+    context: Vec<f32>,
+    output_keep: Option<Vec<f32>>,
+    norm1: NormCache,
+    hidden1: Vec<f32>,
+    pre_activation: Vec<f32>,
+    activation: Vec<f32>,
+    ffn_keep: Option<Vec<f32>>,
+    norm2: NormCache,
+}
+
+/// Everything the forward pass keeps for the backward pass.
+struct Cache {
+    embed_norm: NormCache,
+    embed_keep: Option<Vec<f32>>,
+    layers: Vec<LayerCache>,
+    /// The classifier's input after dropout.
+    features: Vec<f32>,
+    classifier_keep: Option<Vec<f32>>,
+}
+
+/// The model on host memory for one pass.
+struct Pass<'a> {
+    cfg: &'a Config,
+    w: HostWeights<'a>,
+    index: Index,
+    labels: usize,
+}
+
+/// Errors of the fast path (only ever a misuse: it runs on CPU f32 parameters).
+#[derive(Debug, thiserror::Error)]
+pub enum FastError {
+    #[error("the fused CPU path needs contiguous f32 parameters on the CPU")]
+    NotOnHost,
+}
+
+impl<'a> Pass<'a> {
+    fn new(model: &'a TokenClassifier) -> Result<Pass<'a>, FastError> {
+        let params = model.params();
+        Ok(Pass {
+            cfg: model.config(),
+            w: HostWeights::new(params).ok_or(FastError::NotOnHost)?,
+            index: Index::new(params, model.config()),
+            labels: model.labels().len(),
+        })
+    }
+
+    fn draw(dropout: &mut Option<&mut Dropout>, n: usize, p: f64) -> Option<Vec<f32>> {
+        dropout.as_deref_mut().and_then(|d| d.mask(n, p))
+    }
+
+    /// Forward pass: logits [batch * seq, labels] and what the backward pass needs.
+    fn forward(&self, batch: &HostBatch, mut dropout: Option<&mut Dropout>) -> (Vec<f32>, Cache) {
+        let h = self.cfg.hidden_size;
+        let n = batch.batch * batch.seq;
+        let embedded = self.embed(batch);
+        let (gamma, beta) = (self.w.get(self.index.norm.0), self.w.get(self.index.norm.1));
+        let (mut x, embed_norm) = kernels::layer_norm(&embedded, gamma, beta, self.eps());
+        let embed_keep = Self::draw(&mut dropout, n * h, self.cfg.hidden_dropout);
+        kernels::apply_keep(&mut x, embed_keep.as_deref());
+        let mut layers = Vec::with_capacity(self.index.layers.len());
+        for layer in &self.index.layers {
+            let (y, cache) = self.layer_forward(layer, x, batch, &mut dropout);
+            layers.push(cache);
+            x = y;
+        }
+        let classifier_keep = Self::draw(&mut dropout, n * h, self.cfg.classifier_dropout);
+        kernels::apply_keep(&mut x, classifier_keep.as_deref());
+        let (wc, bc) = self.index.classifier;
+        let mut logits = kernels::linear(&x, n, self.w.get(wc), self.labels);
+        kernels::add_bias(&mut logits, self.w.get(bc));
+        let cache = Cache { embed_norm, embed_keep, layers, features: x, classifier_keep };
+        (logits, cache)
+    }
+
+    fn eps(&self) -> f32 {
+        self.cfg.layer_norm_eps as f32
+    }
+
+    /// word + position (+ token type 0) embeddings: [batch * seq, hidden]
+    fn embed(&self, batch: &HostBatch) -> Vec<f32> {
+        let h = self.cfg.hidden_size;
+        let (word, position) = (self.w.get(self.index.word), self.w.get(self.index.position));
+        let token_type = self.index.token_type.map(|i| &self.w.get(i)[..h]);
+        let mut out = vec![0.0; batch.input_ids.len() * h];
+        for (t, row) in out.chunks_mut(h).enumerate() {
+            let (id, pos) = (batch.input_ids[t] as usize, batch.position_ids[t] as usize);
+            let (wr, pr) = (&word[id * h..(id + 1) * h], &position[pos * h..(pos + 1) * h]);
+            for i in 0..h {
+                row[i] = wr[i] + pr[i] + token_type.map_or(0.0, |tt| tt[i]);
+            }
+        }
+        out
+    }
+
+    fn attention_shape(&self, batch: &HostBatch) -> AttentionShape {
+        AttentionShape {
+            batch: batch.batch,
+            seq: batch.seq,
+            heads: self.cfg.num_heads,
+            head_size: self.cfg.head_size(),
+        }
+    }
+
+    /// One post-norm transformer layer. x: [n, hidden] -> [n, hidden]
+    fn layer_forward(
+        &self,
+        layer: &LayerIndex,
+        x: Vec<f32>,
+        batch: &HostBatch,
+        dropout: &mut Option<&mut Dropout>,
+    ) -> (Vec<f32>, LayerCache) {
+        let (h, ff) = (self.cfg.hidden_size, self.cfg.intermediate_size);
+        let n = batch.batch * batch.seq;
+        let mut qkv = vec![0.0; n * 3 * h];
+        let mut qkv_bias = Vec::with_capacity(3 * h);
+        for (part, (w, b)) in layer.qkv.iter().enumerate() {
+            let weight = View::new(self.w.get(*w), h, h).t();
+            kernels::matmul(&mut qkv[part * h..], 3 * h, View::new(&x, n, h), weight, false);
+            qkv_bias.extend_from_slice(self.w.get(*b));
+        }
+        kernels::add_bias(&mut qkv, &qkv_bias);
+        let shape = self.attention_shape(batch);
+        let probs_keep =
+            Self::draw(dropout, shape.batch * shape.heads * shape.seq * shape.seq, self.cfg.attention_dropout);
+        let (probs, context) = kernels::attention(&qkv, &batch.attention_bias, probs_keep.as_deref(), shape);
+        let mut attended = kernels::linear(&context, n, self.w.get(layer.output.0), h);
+        let output_keep = match self.cfg.architecture {
+            Architecture::DistilBert => None,
+            _ => Self::draw(dropout, n * h, self.cfg.hidden_dropout),
+        };
+        kernels::bias_dropout_residual(&mut attended, self.w.get(layer.output.1), output_keep.as_deref(), &x);
+        let (hidden1, norm1) = self.norm(&attended, layer.norm1);
+        let mut pre_activation = kernels::linear(&hidden1, n, self.w.get(layer.ffn_in.0), ff);
+        let activation = kernels::bias_gelu_or(&mut pre_activation, self.w.get(layer.ffn_in.1), self.cfg.activation);
+        let mut out = kernels::linear(&activation, n, self.w.get(layer.ffn_out.0), h);
+        let ffn_keep = Self::draw(dropout, n * h, self.cfg.hidden_dropout);
+        kernels::bias_dropout_residual(&mut out, self.w.get(layer.ffn_out.1), ffn_keep.as_deref(), &hidden1);
+        let (y, norm2) = self.norm(&out, layer.norm2);
+        let cache = LayerCache {
+            input: x,
+            qkv,
+            probs,
+            probs_keep,
+            context,
+            output_keep,
+            norm1,
+            hidden1,
+            pre_activation,
+            activation,
+            ffn_keep,
+            norm2,
+        };
+        (y, cache)
+    }
+
+    fn norm(&self, x: &[f32], (gamma, beta): (usize, usize)) -> (Vec<f32>, NormCache) {
+        kernels::layer_norm(x, self.w.get(gamma), self.w.get(beta), self.eps())
+    }
+
+    /// Backward pass from the logits' gradient; adds every parameter's gradient to `grads`.
+    fn backward(&self, dlogits: &[f32], cache: &Cache, batch: &HostBatch, grads: &mut [Vec<f32>]) {
+        let h = self.cfg.hidden_size;
+        let n = batch.batch * batch.seq;
+        let (wc, bc) = self.index.classifier;
+        let labels = View::new(dlogits, n, self.labels);
+        kernels::matmul(&mut grads[wc], h, labels.t(), View::new(&cache.features, n, h), true);
+        kernels::add_column_sums(&mut grads[bc], dlogits, self.labels, self.labels);
+        let mut dy = vec![0.0; n * h];
+        kernels::matmul(&mut dy, h, labels, View::new(self.w.get(wc), self.labels, h), false);
+        kernels::apply_keep(&mut dy, cache.classifier_keep.as_deref());
+        for (layer, lc) in self.index.layers.iter().zip(&cache.layers).rev() {
+            dy = self.layer_backward(layer, lc, dy, batch, grads);
+        }
+        kernels::apply_keep(&mut dy, cache.embed_keep.as_deref());
+        let dembed = self.norm_backward(&dy, &cache.embed_norm, self.index.norm, grads);
+        self.embed_backward(&dembed, batch, grads);
+    }
+
+    fn norm_backward(
+        &self,
+        dy: &[f32],
+        cache: &NormCache,
+        (gamma, beta): (usize, usize),
+        grads: &mut [Vec<f32>],
+    ) -> Vec<f32> {
+        let (dgamma, dbeta) = two_mut(grads, gamma, beta);
+        kernels::layer_norm_backward(dy, cache, self.w.get(gamma), dgamma, dbeta)
+    }
+
+    /// Adds `dy`'s rows to the rows of the embeddings that produced them.
+    fn embed_backward(&self, dy: &[f32], batch: &HostBatch, grads: &mut [Vec<f32>]) {
+        let h = self.cfg.hidden_size;
+        for (t, row) in dy.chunks(h).enumerate() {
+            let id = batch.input_ids[t] as usize;
+            let pos = batch.position_ids[t] as usize;
+            add_row(&mut grads[self.index.word][id * h..(id + 1) * h], row);
+            add_row(&mut grads[self.index.position][pos * h..(pos + 1) * h], row);
+            if let Some(tt) = self.index.token_type {
+                add_row(&mut grads[tt][..h], row);
+            }
+        }
+    }
+
+    /// One layer backward: dy is the gradient of the layer's output; returns its input's.
+    fn layer_backward(
+        &self,
+        layer: &LayerIndex,
+        c: &LayerCache,
+        dy: Vec<f32>,
+        batch: &HostBatch,
+        grads: &mut [Vec<f32>],
+    ) -> Vec<f32> {
+        let (h, ff) = (self.cfg.hidden_size, self.cfg.intermediate_size);
+        let n = batch.batch * batch.seq;
+        // y = norm2((ffn_out(gelu(ffn_in(h1))) + b) * keep + h1)
+        let dr2 = self.norm_backward(&dy, &c.norm2, layer.norm2, grads);
+        let mut dout = dr2.clone();
+        kernels::apply_keep(&mut dout, c.ffn_keep.as_deref());
+        let mut dact = vec![0.0; n * ff];
+        self.linear_backward(layer.ffn_out, &dout, &c.activation, (n, ff, h), Some(&mut dact), grads);
+        kernels::activation_backward(&mut dact, &c.pre_activation, self.cfg.activation);
+        let mut dh1 = dr2;
+        self.linear_backward(layer.ffn_in, &dact, &c.hidden1, (n, h, ff), Some(&mut dh1), grads);
+        // h1 = norm1((output(context) + b) * keep + x)
+        let dr1 = self.norm_backward(&dh1, &c.norm1, layer.norm1, grads);
+        let mut dattended = dr1.clone();
+        kernels::apply_keep(&mut dattended, c.output_keep.as_deref());
+        let mut dcontext = vec![0.0; n * h];
+        self.linear_backward(layer.output, &dattended, &c.context, (n, h, h), Some(&mut dcontext), grads);
+        let shape = self.attention_shape(batch);
+        let dqkv = kernels::attention_backward(&dcontext, &c.qkv, &c.probs, c.probs_keep.as_deref(), shape);
+        let mut dx = dr1;
+        for (part, &(w, b)) in layer.qkv.iter().enumerate() {
+            let dpart = View::strided(&dqkv[part * h..], n, h, 3 * h);
+            kernels::matmul(&mut grads[w], h, dpart.t(), View::new(&c.input, n, h), true);
+            kernels::add_column_sums(&mut grads[b], &dqkv[part * h..], h, 3 * h);
+            kernels::matmul(&mut dx, h, dpart, View::new(self.w.get(w), h, h), true);
+        }
+        dx
+    }
+
+    /// For y = x·wᵀ + b with dy given: adds dw and db, and adds dx to `dx` when given.
+    /// dims: (rows, inputs, outputs)
+    fn linear_backward(
+        &self,
+        (w, b): (usize, usize),
+        dy: &[f32],
+        x: &[f32],
+        (n, inputs, outputs): (usize, usize, usize),
+        dx: Option<&mut [f32]>,
+        grads: &mut [Vec<f32>],
+    ) {
+        let dy_view = View::new(dy, n, outputs);
+        kernels::matmul(&mut grads[w], inputs, dy_view.t(), View::new(x, n, inputs), true);
+        kernels::add_column_sums(&mut grads[b], dy, outputs, outputs);
+        if let Some(dx) = dx {
+            kernels::matmul(dx, inputs, dy_view, View::new(self.w.get(w), outputs, inputs), true);
+        }
+    }
+}
+
+fn add_row(dst: &mut [f32], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+}
+
+/// Two distinct elements of `v`, mutably.
+fn two_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    assert!(a < b, "two_mut expects increasing indices");
+    let (left, right) = v.split_at_mut(b);
+    (&mut left[a], &mut right[0])
+}
+
+/// Masked cross-entropy over `logits` ([rows, labels]): the summed loss divided by
+/// `denominator`, and its gradient with respect to the logits.
+pub fn cross_entropy_with_grad(logits: &[f32], labels: usize, targets: &[i64], denominator: f64) -> (f64, Vec<f32>) {
+    let mut grad = vec![0.0; logits.len()];
+    let mut loss = 0.0f64;
+    let scale = (1.0 / denominator) as f32;
+    for ((row, g), &target) in logits.chunks(labels).zip(grad.chunks_mut(labels)).zip(targets) {
+        if target == IGNORE_INDEX {
+            continue;
+        }
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f32 = row.iter().map(|&x| (x - max).exp()).sum();
+        let log_sum = sum.ln();
+        loss -= (row[target as usize] - max - log_sum) as f64;
+        for (gi, &x) in g.iter_mut().zip(row) {
+            *gi = (x - max - log_sum).exp() * scale;
+        }
+        g[target as usize] -= scale;
+    }
+    (loss / denominator, grad)
+}
+
+/// Zeroed gradient buffers, one per parameter in [`Params`] order.
+pub fn zero_grads(params: &Params) -> Vec<Vec<f32>> {
+    params.iter().map(|(_, v)| vec![0.0; v.elem_count()]).collect()
+}
+
+/// One training forward and backward pass on the CPU: returns the loss (summed over
+/// labelled positions, divided by `denominator`) and adds every parameter's gradient to
+/// `grads` (from [`zero_grads`]). Dropout masks come from `dropout` in the order the autograd
+/// path draws them.
+pub fn loss_and_grads(
+    model: &TokenClassifier,
+    batch: &HostBatch,
+    targets: &[i64],
+    denominator: f64,
+    dropout: Option<&mut Dropout>,
+    grads: &mut [Vec<f32>],
+) -> Result<f64, FastError> {
+    let pass = Pass::new(model)?;
+    let (logits, cache) = pass.forward(batch, dropout);
+    let (loss, dlogits) = cross_entropy_with_grad(&logits, pass.labels, targets, denominator);
+    pass.backward(&dlogits, &cache, batch, grads);
+    Ok(loss)
+}
+
+/// Logits without dropout: [batch * seq, labels].
+pub fn logits(model: &TokenClassifier, batch: &HostBatch) -> Result<Vec<f32>, FastError> {
+    let pass = Pass::new(model)?;
+    Ok(pass.forward(batch, None).0)
+}
+
+/// Whether the fast path can run `model` (every parameter in host memory).
+pub fn available(model: &TokenClassifier) -> bool {
+    HostWeights::new(model.params()).is_some()
+}
