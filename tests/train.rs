@@ -411,11 +411,20 @@ fn predict_cli_tags_raw_text(outcome: &train::TrainOutcome, tmp: &Path) {
     assert_cmd::Command::cargo_bin("nergrid").unwrap().args(["predict", "--model", model]).assert().code(2);
 }
 
-/// tests/fixtures/tiny_pytorch_model.bin is written by make_pytorch_bin.py (torch's zip
-/// layout without torch): prefixed, gamma/beta names, one transposed tensor.
+/// tests/fixtures/tiny_pytorch_model.bin.hex is the hex dump of what make_pytorch_bin.py
+/// writes (torch's zip layout without torch): prefixed, gamma/beta names, one transposed
+/// tensor. Kept as text so no binary checkpoint is committed.
 #[test]
 fn zip_pytorch_checkpoints_load() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_pytorch_model.bin");
+    let hex = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_pytorch_model.bin.hex"),
+    )
+    .unwrap();
+    let hex: String = hex.split_whitespace().collect();
+    let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pytorch_model.bin");
+    std::fs::write(&path, bytes).unwrap();
     let tensors = model::load::read_weights(&path).unwrap();
     let get = |name: &str| tensors.iter().find(|(n, _)| n == name).unwrap().1.clone();
     let gamma = get("bert.embeddings.LayerNorm.gamma").to_vec1::<f32>().unwrap();

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 
-use super::output::PlainProgress;
 use super::{EXIT_FAILED, EXIT_USAGE};
-use crate::plan::{expand, parse_shard, select, Plan};
-use crate::schedule::{run_sweep, DryRunTrainer, SweepOptions, Trainer};
-use crate::spec::{self, Spec, SpecLoadError};
+use crate::plan::{expand, parse_shard, select, Plan, RunSpec};
+use crate::progress::stderr_renderer;
+use crate::schedule::{
+    layout, run_schedule, DeviceEnv, LockConfig, ScheduleOptions, SweepSummary, TrainerChoice, WorkerLaunch,
+};
+use crate::spec::{self, parse_devices, Spec, SpecLoadError};
 use crate::store::Store;
 
 #[derive(Args, Debug)]
@@ -43,6 +45,10 @@ pub struct RunArgs {
     /// Run only this plan index (repeatable).
     #[arg(long = "index", value_name = "I")]
     indices: Vec<usize>,
+    /// With one --index: the id that run must have; exit 2 if the plan gives it another id (the
+    /// spec changed since the id was taken, e.g. since a SLURM job array was submitted).
+    #[arg(long, value_name = "ID", requires = "indices")]
+    expect_id: Option<String>,
     /// Run only shard K of N (1-based): runs whose index % N == K-1.
     #[arg(long, value_name = "K/N")]
     shard: Option<String>,
@@ -52,6 +58,10 @@ pub struct RunArgs {
     /// Run again the runs that failed.
     #[arg(long)]
     rerun_failed: bool,
+    /// Devices: auto (every visible CUDA device, else the CPU), cpu, or cuda:0,1,3.
+    /// Overrides `[schedule] devices`.
+    #[arg(long, value_name = "DEVICES")]
+    devices: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -61,7 +71,7 @@ pub struct ReportArgs {
 }
 
 /// Loads a spec, printing its errors; `None` means exit with `EXIT_USAGE`.
-fn load_spec(path: &Path) -> Option<Spec> {
+pub(super) fn load_spec(path: &Path) -> Option<Spec> {
     match spec::load(path) {
         Ok(s) => Some(s),
         Err(SpecLoadError::Invalid(errors)) => {
@@ -154,38 +164,82 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    let runs = match select(&plan, &args.indices, shard) {
+    let runs = match select(&plan, &args.indices, shard).and_then(|r| check_expected_id(r, args.expect_id.as_deref())) {
         Ok(r) => r,
         Err(msg) => {
             eprintln!("error: {msg}");
             return Ok(EXIT_USAGE);
         }
     };
-    let trainer: Box<dyn Trainer> = if args.dry_run {
+    let trainer = if args.dry_run {
         eprintln!("dry run: metrics are a deterministic function of each run id; nothing is trained");
-        Box::new(DryRunTrainer::from_env())
+        TrainerChoice::DryRun
     } else {
-        anyhow::bail!("real training is not wired in yet; use --dry-run");
+        TrainerChoice::Real
     };
+    let Some(opts) = schedule_options(&args, &spec, trainer)? else { return Ok(EXIT_USAGE) };
     let store = Store::new(&spec.experiment.output_dir);
-    let opts = SweepOptions { force: args.force, rerun_failed: args.rerun_failed, device: "cpu".into() };
-    let mut progress = PlainProgress::new();
-    let summary = run_sweep(&spec, &runs, &store, trainer.as_ref(), &opts, &mut |e| {
-        if let Some(line) = progress.line(&e) {
-            eprintln!("{line}");
-        }
-    })
-    .with_context(|| format!("sweep over {}", store.root().display()))?;
-    eprintln!(
-        "executed {}, succeeded {}, failed {}, skipped {} done and {} failed; results in {}",
-        summary.executed,
-        summary.succeeded,
-        summary.failed,
-        summary.skipped_done,
-        summary.skipped_failed,
-        store.root().display()
-    );
+    let mut progress = stderr_renderer();
+    let summary = run_schedule(&spec, &runs, &store, &opts, &mut |e| progress.event(&e))
+        .with_context(|| format!("sweep over {}", store.root().display()))?;
+    progress.finish();
+    eprintln!("{}; results in {}", summary_line(&summary), store.root().display());
     Ok(if summary.all_done() { 0 } else { EXIT_FAILED })
+}
+
+/// `--expect-id`: the one selected run must have this id.
+fn check_expected_id<'p>(runs: Vec<&'p RunSpec>, expected: Option<&str>) -> Result<Vec<&'p RunSpec>, String> {
+    let Some(expected) = expected else { return Ok(runs) };
+    match runs.as_slice() {
+        [run] if run.id == expected => Ok(runs),
+        [run] => Err(format!(
+            "--expect-id: run {} of the plan is {}, not {expected} (the spec changed since the id was taken)",
+            run.index, run.id
+        )),
+        _ => Err("--expect-id needs exactly one --index".into()),
+    }
+}
+
+/// Devices from `--devices` or `[schedule]`; `None` (after printing why) on a usage error.
+fn schedule_options(args: &RunArgs, spec: &Spec, trainer: TrainerChoice) -> anyhow::Result<Option<ScheduleOptions>> {
+    let devices = args.devices.as_deref().unwrap_or(&spec.schedule.devices);
+    let layout = parse_devices(devices).and_then(|selection| {
+        layout(&selection, spec.schedule.runs_per_device, spec.schedule.threads_per_run, &DeviceEnv::detect())
+    });
+    let layout = match layout {
+        Ok(l) => l,
+        Err(msg) => {
+            eprintln!("error: devices: {msg}");
+            return Ok(None);
+        }
+    };
+    let exe = std::env::current_exe().context("locating the nergrid executable for the workers")?;
+    Ok(Some(ScheduleOptions {
+        force: args.force,
+        rerun_failed: args.rerun_failed,
+        layout,
+        retries: spec.schedule.retries,
+        timeout: spec.schedule.timeout_secs.map(std::time::Duration::from_secs),
+        launch: WorkerLaunch { exe, spec: args.spec.clone(), trainer },
+        lock: LockConfig::from_env(),
+    }))
+}
+
+fn summary_line(s: &SweepSummary) -> String {
+    let mut line = format!(
+        "executed {}, succeeded {}, failed {}, skipped {} done and {} failed",
+        s.executed, s.succeeded, s.failed, s.skipped_done, s.skipped_failed
+    );
+    if s.elsewhere_done + s.elsewhere_failed > 0 {
+        line += &format!("; finished by other processes: {} done, {} failed", s.elsewhere_done, s.elsewhere_failed);
+    }
+    if s.interrupted + s.not_started > 0 {
+        line += &format!("; interrupted: {} stopped and {} not started (left pending)", s.interrupted, s.not_started);
+    }
+    if !s.still_held.is_empty() {
+        line += &format!("; still running elsewhere: {}", s.still_held.join(", "));
+    }
+    line
 }
 
 pub fn report(args: ReportArgs) -> anyhow::Result<i32> {

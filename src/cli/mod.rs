@@ -1,21 +1,24 @@
 //! Command-line interface: parses arguments and wires the library modules together.
 //! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
 
+pub mod data;
+pub mod eval;
 mod grid;
-mod output;
 pub mod predict;
+mod slurm;
+mod worker;
 
 use clap::{Parser, Subcommand};
 
 /// Declarative experiment grids for fine-tuning transformer encoders on NER.
-#[derive(Parser, Debug)]
+#[derive(Parser)]
 #[command(name = "nergrid", version, about, propagate_version = true)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand)]
 enum Command {
     /// Check a grid spec and report every problem with its location.
     Validate(grid::ValidateArgs),
@@ -23,10 +26,20 @@ enum Command {
     Plan(grid::PlanArgs),
     /// Execute the runs of a grid that are not done yet.
     Run(grid::RunArgs),
-    /// Build runs.csv, summary.csv, pivot_f1.csv and report.md from stored results.
+    /// Build report.md, the CSV tables (runs, summary, pivot, cells, comparisons, learning-rate
+    /// choice, per-type, study) and SVG plots from stored results.
     Report(grid::ReportArgs),
-    /// Tag entities in text with a fine-tuned model.
+    /// Score a CoNLL-style file of gold and predicted tags with seqeval's entity metrics.
+    Eval(eval::EvalArgs),
+    /// Inspect, split and label datasets exactly as runs see them.
+    Data(data::DataArgs),
+    /// Predict entities in raw text with a model exported by a run (save_model = true).
     Predict(predict::PredictArgs),
+    /// Submit a grid to SLURM as job arrays (one task per run), optionally with a report job.
+    Slurm(slurm::SlurmArgs),
+    /// Run one attempt of one run for `nergrid run` (internal).
+    #[command(hide = true)]
+    Worker(worker::WorkerArgs),
 }
 
 /// Exit code for usage and spec errors.
@@ -48,7 +61,11 @@ pub fn main() -> i32 {
         Command::Plan(a) => grid::plan(a),
         Command::Run(a) => grid::run(a),
         Command::Report(a) => grid::report(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Data(a) => data::run(a),
         Command::Predict(a) => predict::run(a),
+        Command::Slurm(a) => slurm::run(a),
+        Command::Worker(a) => worker::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,1 +1,35 @@
-//! data (to be filled in)
+//! Corpora, tagging schemes and seeded splits: everything nergrid reads about a dataset.
+//!
+//! Loaders (`conll`, `spans`, `brackets`, `hub`) turn files into a [`Corpus`] of sentences with
+//! word-level entity spans; `words` is the reference notebook's span-to-word rule; `scheme`
+//! tags and decodes; `split` reproduces 🤗 datasets' `train_test_split` through `numpy_rng`;
+//! `audit` and `stats` describe a corpus for `nergrid data inspect`; `config` is the
+//! `[datasets.<alias>]` table that ties them together.
+
+pub mod audit;
+pub mod brackets;
+pub mod config;
+pub mod conll;
+pub mod corpus;
+pub mod error;
+pub mod hub;
+pub mod numpy_rng;
+pub mod records;
+pub mod scheme;
+pub mod spans;
+pub mod split;
+pub mod stats;
+pub mod words;
+
+#[cfg(test)]
+mod golden;
+
+pub use audit::{audit, AuditKind, AuditWarning};
+pub use config::{infer_format, DatasetConfig, InputFormat, LoadedCorpus};
+pub use corpus::{Corpus, PredefinedSplits, Sentence, TaggedSentence, WordSpan};
+pub use error::{DataError, Problem};
+pub use hub::HubEnv;
+pub use numpy_rng::{NumpyRng, SeedSequence};
+pub use records::OnError;
+pub use scheme::{convert, decode, encode, Scheme};
+pub use split::{split_corpus, train_test_split, SplitConfig, SplitManifest, SplitSize};

@@ -1,9 +1,10 @@
 //! Reads what the report needs from the store: results of the current plan, in plan order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use super::predictions::{parse_predictions, TaggedSentence};
 use crate::plan::{expand, Plan};
-use crate::store::{RunResult, RunState, Store};
+use crate::store::{EpochRow, RunResult, RunState, RunStatus, Store};
 
 /// The stored results a report is built from.
 #[derive(Debug, Clone, Default)]
@@ -85,4 +86,40 @@ fn axes_from_results(results: &[RunResult]) -> Vec<String> {
     }
     axes.push("seed".into());
     axes
+}
+
+/// What the study sections read beside `result.json`: epochs and test predictions of done runs.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunFiles {
+    pub epochs: BTreeMap<String, Vec<EpochRow>>,
+    pub predictions: BTreeMap<String, Vec<TaggedSentence>>,
+    /// Files that exist but cannot be read, with the reason.
+    pub warnings: Vec<String>,
+}
+
+/// Reads `epochs.csv` and `predictions.conll` of every done run that has them.
+pub(crate) fn gather_run_files(store: &Store, results: &[RunResult]) -> RunFiles {
+    let mut files = RunFiles::default();
+    for r in results.iter().filter(|r| r.status == RunStatus::Done) {
+        if store.epochs_path(&r.id).exists() {
+            match store.read_epochs(&r.id) {
+                Ok(rows) => drop(files.epochs.insert(r.id.clone(), rows)),
+                Err(e) => files.warnings.push(e.to_string()),
+            }
+        }
+        let path = store.predictions_path(&r.id);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => {
+                files.warnings.push(format!("{}: cannot read ({e})", path.display()));
+                continue;
+            }
+        };
+        match parse_predictions(&path, &text) {
+            Ok(sentences) => drop(files.predictions.insert(r.id.clone(), sentences)),
+            Err(e) => files.warnings.push(e.to_string()),
+        }
+    }
+    files
 }

@@ -1,8 +1,13 @@
 //! Report: tables and `report.md` built with polars from the store alone (no ML stack).
 
+mod audit;
+mod compare;
 mod frames;
 mod gather;
 mod markdown;
+mod plots;
+mod predictions;
+mod study;
 
 use std::path::PathBuf;
 
@@ -11,12 +16,18 @@ use polars::prelude::*;
 pub use frames::{param_text, pivot_frame, runs_frame, summary_frame};
 pub use gather::{gather, ReportInputs};
 
+use gather::{gather_run_files, RunFiles};
+
 use crate::store::{write_atomic, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("{path}:{line}: expected `word gold pred`, got {fields} field(s)", path = path.display())]
+    Predictions { path: PathBuf, line: usize, fields: usize },
+    #[error("{path}: cannot draw plot: {message}", path = path.display())]
+    Plot { path: PathBuf, message: String },
     #[error("{path}: cannot build report table", path = path.display())]
     Table {
         path: PathBuf,
@@ -32,12 +43,17 @@ pub struct ReportFiles {
     pub runs_csv: PathBuf,
     pub summary_csv: PathBuf,
     pub pivot_csv: PathBuf,
+    /// The study tables (`cells.csv`, `lr_selection.csv`, `comparisons.csv`, `per_type.csv`,
+    /// `study.csv`) and plots (`plots/*.svg`), in that order.
+    pub study: Vec<PathBuf>,
     pub inputs: ReportInputs,
 }
 
 /// Builds every report file in the store's root.
 pub fn write_report(store: &Store) -> Result<ReportFiles, ReportError> {
-    let inputs = gather(store)?;
+    let mut inputs = gather(store)?;
+    let run_files = gather_run_files(store, &inputs.results);
+    inputs.warnings.extend(run_files.warnings.iter().cloned());
     let root = store.root();
     let at = |path: PathBuf| move |source| ReportError::Table { path: path.clone(), source };
     let runs_csv = root.join("runs.csv");
@@ -50,9 +66,60 @@ pub fn write_report(store: &Store) -> Result<ReportFiles, ReportError> {
     write_csv(&runs_csv, &mut runs)?;
     write_csv(&summary_csv, &mut summary)?;
     write_csv(&pivot_csv, &mut pivot)?;
-    let md = markdown::report(&inputs, &summary, &pivot, &runs).map_err(at(markdown_path.clone()))?;
+    let (study_md, study_files) = write_study(store, &inputs, &run_files)?;
+    let md = markdown::report(&inputs, &summary, &pivot, &runs, &study_md).map_err(at(markdown_path.clone()))?;
     write_atomic(&markdown_path, md.as_bytes())?;
-    Ok(ReportFiles { markdown: markdown_path, runs_csv, summary_csv, pivot_csv, inputs })
+    Ok(ReportFiles { markdown: markdown_path, runs_csv, summary_csv, pivot_csv, study: study_files, inputs })
+}
+
+/// Writes the study tables and plots; returns their Markdown sections and the files written.
+fn write_study(
+    store: &Store,
+    inputs: &ReportInputs,
+    run_files: &RunFiles,
+) -> Result<(String, Vec<PathBuf>), ReportError> {
+    let root = store.root();
+    let results = &inputs.results;
+    let cell_axes = study::axes_without(&inputs.axes, &["seed"]);
+    let cells = study::cells(results, &cell_axes);
+    let choices = study::choose_learning_rates(&cells, &cell_axes);
+    let types = study::per_type(&cells);
+    let comparisons = compare::comparisons(results, &cell_axes, &run_files.predictions);
+    let audits = audit::audits(results);
+    let plots_path = root.join("plots");
+    let plots = plots::plots(&cells, &cell_axes, &run_files.epochs)
+        .map_err(|e| ReportError::Plot { path: plots_path.clone(), message: e.to_string() })?;
+    let tables: [(&str, PolarsResult<DataFrame>); 5] = [
+        ("cells.csv", study::cells_frame(&cells, &cell_axes)),
+        ("lr_selection.csv", study::lr_selection_frame(&choices, &cell_axes)),
+        ("comparisons.csv", compare::comparisons_frame(&comparisons, &cell_axes)),
+        ("per_type.csv", study::per_type_frame(&types, &cells, &cell_axes)),
+        ("study.csv", study::study_frame(results)),
+    ];
+    let mut written = Vec::new();
+    for (name, frame) in tables {
+        let path = root.join(name);
+        let mut frame = frame.map_err(|source| ReportError::Table { path: path.clone(), source })?;
+        write_csv(&path, &mut frame)?;
+        written.push(path);
+    }
+    for plot in &plots {
+        let path = root.join(&plot.file);
+        write_atomic(&path, plot.svg.as_bytes())?;
+        written.push(path);
+    }
+    let dry = results.iter().any(|r| r.dry_run);
+    let view = markdown::StudyView {
+        cell_axes: &cell_axes,
+        cells: &cells,
+        choices: &choices,
+        comparisons: &comparisons,
+        types: &types,
+        audits: &audits,
+        plots: &plots,
+        mixed: dry && results.iter().any(|r| !r.dry_run),
+    };
+    Ok((markdown::study_sections(&view), written))
 }
 
 /// CSV with 6 decimals for floats, so output is byte-for-byte reproducible.

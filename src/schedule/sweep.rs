@@ -1,12 +1,16 @@
-//! Runs the selected runs of a plan in this process, one after another, skipping what the
-//! store already has. Each run's `result.json` is written last, atomically, so a sweep killed
-//! at any point resumes by running exactly the runs without one.
+//! One attempt of one run in this process: the trainer's output (or its failure, panics
+//! included) becomes `result.json`, written last and atomically, so a run killed at any point
+//! has no result and is simply pending. Also the resume rule.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::Instant;
 
+use sha2::{Digest, Sha256};
+
+use super::events::SweepEvent;
+use super::failure::{failure_kind, FailureKind};
 use super::host::{hostname, peak_rss_bytes};
-use super::trainer::{RunContext, RunOutput, RunProgress, Trainer};
+use super::trainer::{micro_batch, RunContext, RunOutput, RunProgress, Trainer};
 use crate::plan::RunSpec;
 use crate::spec::Spec;
 use crate::store::{now_rfc3339, RunResult, RunState, RunStatus, Store, StoreError, Timings, ToolInfo};
@@ -29,96 +33,31 @@ pub fn decide(state: &RunState, force: bool, rerun_failed: bool) -> Action {
     }
 }
 
-#[derive(Debug, Clone, Default)]
-pub struct SweepOptions {
-    pub force: bool,
-    pub rerun_failed: bool,
-    pub device: String,
-}
-
-/// What happened, for progress display and logs.
+/// How one attempt of a run executes.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SweepEvent {
-    Planned {
-        selected: usize,
-        to_run: usize,
-        done: usize,
-        failed: usize,
-    },
-    Warning(String),
-    RunStarted {
-        index: usize,
-        id: String,
-        device: String,
-    },
-    Progress {
-        id: String,
-        progress: RunProgress,
-    },
-    RunFinished {
-        index: usize,
-        id: String,
-        status: RunStatus,
-        seconds: f64,
-        test_f1: Option<f64>,
-        error: Option<String>,
-    },
+pub struct Attempt {
+    /// The device as the scheduler names it, recorded in `result.json`: `cpu`, `cuda:1`.
+    pub device: String,
+    /// The device the trainer uses (`RunContext.device`): a worker sees only its GPU, `cuda:0`.
+    pub trainer_device: String,
+    /// 1 for the first try.
+    pub attempt: u32,
+    pub grad_accum: usize,
+    /// Extra facts for `result.json` `details`.
+    pub details: serde_json::Map<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SweepSummary {
-    pub executed: usize,
-    pub succeeded: usize,
-    pub failed: usize,
-    pub skipped_done: usize,
-    pub skipped_failed: usize,
-}
-
-impl SweepSummary {
-    /// True when every selected run ends done.
-    pub fn all_done(&self) -> bool {
-        self.failed == 0 && self.skipped_failed == 0
-    }
-}
-
-/// Runs `runs` through `trainer`, persisting each result.
-pub fn run_sweep(
-    spec: &Spec,
-    runs: &[&RunSpec],
-    store: &Store,
-    trainer: &dyn Trainer,
-    opts: &SweepOptions,
-    on_event: &mut dyn FnMut(SweepEvent),
-) -> Result<SweepSummary, StoreError> {
-    store.write_spec(&spec.source)?;
-    let mut summary = SweepSummary::default();
-    let mut todo = Vec::new();
-    for run in runs {
-        let state = store.state(&run.id);
-        if let RunState::Corrupt(msg) = &state {
-            on_event(SweepEvent::Warning(format!("{msg}; running it again")));
-        }
-        match decide(&state, opts.force, opts.rerun_failed) {
-            Action::Run => todo.push(*run),
-            Action::SkipDone => summary.skipped_done += 1,
-            Action::SkipFailed => summary.skipped_failed += 1,
+impl Attempt {
+    /// An attempt on `device`, used as named.
+    pub fn local(device: &str, attempt: u32, grad_accum: usize) -> Self {
+        Attempt {
+            device: device.to_string(),
+            trainer_device: device.to_string(),
+            attempt,
+            grad_accum,
+            details: Default::default(),
         }
     }
-    on_event(SweepEvent::Planned {
-        selected: runs.len(),
-        to_run: todo.len(),
-        done: summary.skipped_done,
-        failed: summary.skipped_failed,
-    });
-    for run in todo {
-        let result = execute_run(spec, run, store, trainer, &opts.device, 1, 1, on_event)?;
-        summary.executed += 1;
-        match result.status {
-            RunStatus::Done => summary.succeeded += 1,
-            RunStatus::Failed => summary.failed += 1,
-        }
-    }
-    Ok(summary)
 }
 
 /// Executes one run and stores everything it produced; a failure is recorded, not returned.
@@ -133,45 +72,46 @@ pub fn execute_run(
     grad_accum: usize,
     on_event: &mut dyn FnMut(SweepEvent),
 ) -> Result<RunResult, StoreError> {
+    execute_attempt(spec, run, store, trainer, &Attempt::local(device, attempt, grad_accum), on_event)
+}
+
+/// Executes one attempt of a run; a failure is recorded (with its kind), not returned.
+pub fn execute_attempt(
+    spec: &Spec,
+    run: &RunSpec,
+    store: &Store,
+    trainer: &dyn Trainer,
+    attempt: &Attempt,
+    on_event: &mut dyn FnMut(SweepEvent),
+) -> Result<RunResult, StoreError> {
     store.clear_result(&run.id)?;
     store.write_run_spec(run)?;
     let started_at = now_rfc3339();
     let clock = Instant::now();
-    on_event(SweepEvent::RunStarted { index: run.index, id: run.id.clone(), device: device.to_string() });
-    store.log(&run.id, &format!("{started_at} start {} on {device} (attempt {attempt})", run.id))?;
-    let ctx = RunContext { spec, store, device: device.to_string(), attempt, grad_accum };
-    let outcome = {
-        let mut progress = |p: RunProgress| on_event(SweepEvent::Progress { id: run.id.clone(), progress: p });
-        catch_unwind(AssertUnwindSafe(|| trainer.train(run, &ctx, &mut progress)))
-    };
-    let outcome = match outcome {
-        Ok(result) => result,
-        Err(panic) => Err(anyhow::anyhow!("the trainer panicked: {}", panic_message(&panic))),
-    };
-    let mut result = RunResult {
-        id: run.id.clone(),
+    let micro = micro_batch(run.usize_param("batch_size"), attempt.grad_accum);
+    on_event(SweepEvent::RunStarted {
         index: run.index,
-        experiment: spec.experiment.name.clone(),
-        status: RunStatus::Failed,
-        dry_run: trainer.is_dry_run(),
-        params: run.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
-        test: None,
-        validation: None,
-        best_epoch: None,
-        report: Default::default(),
-        timings: Timings { started_at, ..Timings::default() },
-        device: device.to_string(),
-        host: hostname(),
-        attempt,
-        tool: ToolInfo::current(),
-        error: Vec::new(),
-        details: Default::default(),
-    };
+        id: run.id.clone(),
+        device: attempt.device.clone(),
+        attempt: attempt.attempt,
+        micro_batch: micro,
+        grad_accum: attempt.grad_accum,
+    });
+    store.log(
+        &run.id,
+        &format!(
+            "{started_at} start {} on {} (attempt {}, micro-batch {micro}, accumulation {})",
+            run.id, attempt.device, attempt.attempt, attempt.grad_accum
+        ),
+    )?;
+    let outcome = train_catching_panics(spec, run, store, trainer, attempt, on_event);
+    let mut result = new_result(spec, run, attempt, trainer.is_dry_run(), started_at);
     match outcome {
         Ok(output) => store_output(store, &run.id, output, &mut result)?,
-        Err(e) => {
+        Err((e, kind)) => {
             result.error = e.chain().map(|c| c.to_string()).collect();
-            store.log(&run.id, &format!("failed: {}", result.error.join(": ")))?;
+            result.details.insert("failure_kind".into(), kind.as_str().into());
+            store.log(&run.id, &format!("failed ({kind}): {}", result.error.join(": ")))?;
         }
     }
     result.timings.finished_at = now_rfc3339();
@@ -182,15 +122,107 @@ pub fn execute_run(
         &run.id,
         &format!("{} {} in {:.1}s", result.timings.finished_at, status_word(result.status), result.timings.seconds),
     )?;
-    on_event(SweepEvent::RunFinished {
+    on_event(finished_event(run, &result));
+    Ok(result)
+}
+
+fn train_catching_panics(
+    spec: &Spec,
+    run: &RunSpec,
+    store: &Store,
+    trainer: &dyn Trainer,
+    attempt: &Attempt,
+    on_event: &mut dyn FnMut(SweepEvent),
+) -> Result<RunOutput, (anyhow::Error, FailureKind)> {
+    let ctx = RunContext {
+        spec,
+        store,
+        device: attempt.trainer_device.clone(),
+        attempt: attempt.attempt,
+        grad_accum: attempt.grad_accum,
+    };
+    let mut progress = |p: RunProgress| on_event(SweepEvent::Progress { id: run.id.clone(), progress: p });
+    match catch_unwind(AssertUnwindSafe(|| trainer.train(run, &ctx, &mut progress))) {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(e)) => {
+            let kind = failure_kind(&e);
+            Err((e, kind))
+        }
+        Err(panic) => Err((anyhow::anyhow!("the trainer panicked: {}", panic_message(&panic)), FailureKind::Panic)),
+    }
+}
+
+/// A failed `result.json` for an attempt that produced nothing (a worker that crashed, was
+/// killed or timed out): `error` is the reason, outermost first.
+pub fn failed_result(
+    spec: &Spec,
+    run: &RunSpec,
+    attempt: &Attempt,
+    dry_run: bool,
+    started_at: String,
+    error: Vec<String>,
+    kind: FailureKind,
+) -> RunResult {
+    let mut result = new_result(spec, run, attempt, dry_run, started_at);
+    result.error = error;
+    result.timings.finished_at = now_rfc3339();
+    result.details.insert("failure_kind".into(), kind.as_str().into());
+    result
+}
+
+/// A failed result carrying everything known before training: parameters, device, attempt.
+fn new_result(spec: &Spec, run: &RunSpec, attempt: &Attempt, dry_run: bool, started_at: String) -> RunResult {
+    let mut details = attempt.details.clone();
+    details.insert("attempt".into(), attempt.attempt.into());
+    details.insert("grad_accum".into(), attempt.grad_accum.into());
+    details.insert("micro_batch".into(), micro_batch(run.usize_param("batch_size"), attempt.grad_accum).into());
+    RunResult {
+        id: run.id.clone(),
+        index: run.index,
+        experiment: spec.experiment.name.clone(),
+        status: RunStatus::Failed,
+        dry_run,
+        params: run.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect(),
+        test: None,
+        validation: None,
+        best_epoch: None,
+        report: Default::default(),
+        timings: Timings { started_at, ..Timings::default() },
+        device: attempt.device.clone(),
+        host: hostname(),
+        attempt: attempt.attempt,
+        tool: ToolInfo::current(),
+        error: Vec::new(),
+        details,
+    }
+}
+
+/// Identifies the bytes of a run's `result.json` ("absent" without one), so a process can tell
+/// whether another one changed the result since it looked.
+pub fn result_fingerprint(store: &Store, id: &str) -> String {
+    match std::fs::read(store.result_path(id)) {
+        Ok(bytes) => Sha256::digest(&bytes)[..8].iter().map(|b| format!("{b:02x}")).collect(),
+        Err(_) => "absent".into(),
+    }
+}
+
+/// The event announcing a stored result.
+pub fn finished_event(run: &RunSpec, result: &RunResult) -> SweepEvent {
+    SweepEvent::RunFinished {
         index: run.index,
         id: run.id.clone(),
         status: result.status,
         seconds: result.timings.seconds,
         test_f1: result.test.map(|t| t.f1),
         error: result.error.first().cloned(),
-    });
-    Ok(result)
+        failure_kind: result_failure_kind(result),
+    }
+}
+
+/// `details.failure_kind` of a failed result.
+pub fn result_failure_kind(result: &RunResult) -> Option<FailureKind> {
+    let kind = result.details.get("failure_kind")?;
+    serde_json::from_value(kind.clone()).ok()
 }
 
 fn store_output(store: &Store, id: &str, output: RunOutput, result: &mut RunResult) -> Result<(), StoreError> {

@@ -1,6 +1,11 @@
 //! The seam between the scheduler and whatever produces a run's numbers.
+//!
+//! A trainer that fails in a way the scheduler should act on (out of memory, non-finite loss)
+//! returns a `RunFailure` (see `failure.rs`) inside its `anyhow::Error`.
 
 use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 
 use crate::plan::RunSpec;
 use crate::spec::Spec;
@@ -18,8 +23,21 @@ pub struct RunContext<'a> {
     pub grad_accum: usize,
 }
 
+impl RunContext<'_> {
+    /// Sentences per forward pass: the recipe's `batch_size` cut into `grad_accum` pieces.
+    /// The optimizer still steps once per `batch_size` sentences, so results stay the recipe's.
+    pub fn micro_batch(&self, batch_size: usize) -> usize {
+        micro_batch(batch_size, self.grad_accum)
+    }
+}
+
+/// `ceil(batch_size / grad_accum)`, at least 1.
+pub fn micro_batch(batch_size: usize, grad_accum: usize) -> usize {
+    batch_size.max(1).div_ceil(grad_accum.max(1))
+}
+
 /// Live progress of one run, for the progress display.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunProgress {
     pub epoch: usize,
     pub epochs: usize,

@@ -169,7 +169,7 @@ pub fn format_float(f: f64) -> String {
         return "0.0".into();
     }
     let abs = f.abs();
-    if !(1e-4..1e15).contains(&abs) {
+    if !(1e-3..1e15).contains(&abs) {
         let s = format!("{f:e}");
         return s;
     }
@@ -197,5 +197,7 @@ mod tests {
         assert_eq!(format_float(1.0), "1.0");
         assert_eq!(format_float(5e-5), "5e-5");
         assert_eq!(format_float(0.0), "0.0");
+        assert_eq!(format_float(2e-4), "2e-4");
+        assert_eq!(format_float(0.001), "0.001");
     }
 }

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
@@ -206,10 +207,44 @@ impl<'a> Validator<'a> {
             if let Some(toml::Value::Table(table)) =
                 self.plain(value, &path).filter(|_| self.table(value, &path).is_some())
             {
+                self.dataset_config(value, &path, &table);
                 out.insert(alias.get_ref().to_string(), DatasetEntry { table });
             }
         }
         out
+    }
+
+    /// Checks a dataset table against the data module's config (keys, types, split rule),
+    /// locating each problem at its key when it names one.
+    fn dataset_config(&mut self, node: &Node<'_>, path: &str, table: &toml::Table) {
+        let DeValue::Table(t) = node.get_ref() else { return };
+        let span_of = |field: &str| {
+            let head = field.split(['.', '[']).next().unwrap_or(field);
+            t.get(head).map(|v| v.span()).unwrap_or(node.span())
+        };
+        match crate::data::DatasetConfig::deserialize(toml::Value::Table(table.clone())) {
+            Err(e) => {
+                let message = e.message().trim().replace('`', "\"");
+                let field = message.split('"').nth(1).filter(|f| table.contains_key(*f)).map(str::to_string);
+                let key = field.as_deref().map_or(path.to_string(), |f| join(path, f));
+                let message = match (message.strip_prefix("unknown field "), field.as_deref()) {
+                    (Some(rest), Some(f)) => {
+                        let expected: Vec<&str> = rest.split('"').skip(3).step_by(2).collect();
+                        match closest(f, &expected) {
+                            Some(c) => format!("unknown key (did you mean \"{c}\"? allowed: {})", quoted(&expected)),
+                            None => format!("unknown key (allowed: {})", quoted(&expected)),
+                        }
+                    }
+                    _ => message,
+                };
+                self.err(field.as_deref().map_or(node.span(), span_of), &key, message);
+            }
+            Ok(config) => {
+                for (field, message) in config.check() {
+                    self.err(span_of(&field), &join(path, &field), message);
+                }
+            }
+        }
     }
 
     /// Converts a spanned node to a plain `toml::Value` (datetimes are rejected).

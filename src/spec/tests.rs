@@ -147,3 +147,16 @@ fn every_error_of_a_file_at_once() {
     assert_eq!(out.lines().count(), 5, "{out}");
     insta::assert_snapshot!(out);
 }
+
+#[test]
+fn dataset_table_unknown_key() {
+    insta::assert_snapshot!(errors(&with("format = \"jsonl\"", "fromat = \"jsonl\"")));
+}
+
+#[test]
+fn dataset_split_rule_out_of_range_and_two_sources() {
+    insta::assert_snapshot!(errors(&with(
+        "path = \"d.jsonl\"",
+        "path = \"d.jsonl\"\nhub = \"org/d\"\nsplit = { test = 1.5, seed = 1 }"
+    )));
+}

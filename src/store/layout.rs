@@ -1,5 +1,6 @@
-//! The results directory: `spec.toml` and `runs/<run-id>/{run.toml, result.json, epochs.csv,
-//! log.txt, predictions.conll}`. Only this module knows these names.
+//! The results directory: `spec.toml`, `runs/<run-id>/{run.toml, result.json, epochs.csv,
+//! log.txt, predictions.conll, lock.json}` and `slurm/` (SLURM job output). Only this module
+//! knows these names.
 
 use std::fs;
 use std::io::Write;
@@ -49,6 +50,11 @@ impl Store {
         self.root.join("spec.toml")
     }
 
+    /// Where SLURM writes the output of `nergrid slurm` jobs.
+    pub fn slurm_dir(&self) -> PathBuf {
+        self.root.join("slurm")
+    }
+
     pub fn runs_dir(&self) -> PathBuf {
         self.root.join("runs")
     }
@@ -59,6 +65,11 @@ impl Store {
 
     pub fn result_path(&self, id: &str) -> PathBuf {
         self.run_dir(id).join("result.json")
+    }
+
+    /// The claim of the process running the run (see `schedule::lock`).
+    pub fn lock_path(&self, id: &str) -> PathBuf {
+        self.run_dir(id).join("lock.json")
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {
@@ -156,6 +167,12 @@ impl Store {
         let mut r = csv::Reader::from_path(&path)
             .map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
         r.deserialize().collect::<Result<_, _>>().map_err(|e| StoreError::Encode { path, message: e.to_string() })
+    }
+
+    /// Writes `split.json`: the sentence indices of each split and their sha256.
+    pub fn write_split_manifest(&self, id: &str, manifest: &serde_json::Value) -> Result<(), StoreError> {
+        let text = serde_json::to_string(manifest).unwrap_or_default();
+        write_atomic(&self.run_dir(id).join("split.json"), text.as_bytes())
     }
 
     pub fn write_predictions(&self, id: &str, conll: &str) -> Result<(), StoreError> {

@@ -1,0 +1,191 @@
+//! Paired comparisons over matched runs: for each pair of values of `scheme` (and of `model`),
+//! runs that agree on every other axis, seed included. Reports the mean test-F1 difference
+//! A − B over seeds, a paired bootstrap over test sentences from the saved predictions, and a
+//! sign-flip permutation test over seeds.
+
+use std::collections::BTreeMap;
+
+use polars::prelude::*;
+
+use super::frames::param_text;
+use super::predictions::TaggedSentence;
+use super::study::{axes_without, group_runs, key_columns};
+use crate::stats::{
+    mean, paired_bootstrap, sentence_counts, sign_flip_test, BootstrapConfig, BootstrapResult, Counts, PairedRun,
+    SignFlipTest, BOOTSTRAP_SEED, MIN_SEEDS_FOR_PERMUTATION,
+};
+use crate::store::RunResult;
+
+/// The smallest number of pairs a p-value is printed for.
+pub(crate) const MIN_PAIRS: usize = MIN_SEEDS_FOR_PERMUTATION;
+
+/// Axes whose values are compared pairwise, in report order.
+pub(crate) const COMPARED_AXES: [&str; 2] = ["scheme", "model"];
+
+/// A − B on the runs matched within one combination of the other axes.
+#[derive(Debug, Clone)]
+pub(crate) struct Comparison {
+    pub axis: String,
+    pub a: String,
+    pub b: String,
+    /// Values of the cell axes, with "" for the compared axis.
+    pub key: Vec<String>,
+    pub dry_run: bool,
+    /// Test F1 differences A − B, one per matched seed.
+    pub diffs: Vec<f64>,
+    pub bootstrap: Result<BootstrapResult, String>,
+    /// `None` below [`MIN_SEEDS_FOR_PERMUTATION`] pairs.
+    pub sign_flip: Option<SignFlipTest>,
+}
+
+impl Comparison {
+    pub fn mean_diff(&self) -> f64 {
+        mean(&self.diffs).unwrap_or(f64::NAN)
+    }
+
+    /// What a reader should know beside the numbers.
+    pub fn note(&self) -> String {
+        let mut notes = Vec::new();
+        if self.sign_flip.is_none() {
+            notes.push(format!("too few seeds (n={}) for a p-value", self.diffs.len()));
+        }
+        match &self.bootstrap {
+            Err(why) => notes.push(why.clone()),
+            Ok(b) if (b.estimate - self.mean_diff()).abs() > 1e-6 => {
+                notes.push(format!("predictions give a difference of {:.4}", b.estimate))
+            }
+            Ok(_) => {}
+        }
+        notes.join("; ")
+    }
+}
+
+/// Distinct values of `axis` among the done runs, in plan order.
+fn values(results: &[RunResult], axis: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for r in results.iter().filter(|r| r.status == crate::store::RunStatus::Done) {
+        let v = param_text(r, axis);
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
+/// Every comparison of every compared axis with at least two values.
+pub(crate) fn comparisons(
+    results: &[RunResult],
+    cell_axes: &[String],
+    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for axis in COMPARED_AXES.iter().filter(|a| cell_axes.iter().any(|c| c == *a)) {
+        let vals = values(results, axis);
+        for (i, a) in vals.iter().enumerate() {
+            for b in &vals[i + 1..] {
+                out.extend(compare_values(results, cell_axes, axis, a, b, predictions));
+            }
+        }
+    }
+    out
+}
+
+fn compare_values(
+    results: &[RunResult],
+    cell_axes: &[String],
+    axis: &str,
+    a: &str,
+    b: &str,
+    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+) -> Vec<Comparison> {
+    let fixed = axes_without(cell_axes, &[axis]);
+    let side = |value: &str| group_runs(results.iter().filter(|r| param_text(r, axis) == value), &fixed);
+    let b_groups = side(b);
+    let mut out = Vec::new();
+    for ga in side(a) {
+        let Some(gb) = b_groups.iter().find(|g| g.key == ga.key && g.dry_run == ga.dry_run) else { continue };
+        let pairs: Vec<(&RunResult, &RunResult)> = ga
+            .runs
+            .iter()
+            .filter_map(|ra| {
+                gb.runs.iter().find(|rb| param_text(rb, "seed") == param_text(ra, "seed")).map(|rb| (*ra, *rb))
+            })
+            .filter(|(ra, rb)| ra.test.is_some() && rb.test.is_some())
+            .collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let diffs: Vec<f64> = pairs.iter().map(|(ra, rb)| ra.test.unwrap().f1 - rb.test.unwrap().f1).collect();
+        let key =
+            cell_axes.iter().map(|c| fixed.iter().position(|f| f == c).map_or(String::new(), |p| ga.key[p].clone()));
+        out.push(Comparison {
+            axis: axis.to_string(),
+            a: a.to_string(),
+            b: b.to_string(),
+            key: key.collect(),
+            dry_run: ga.dry_run,
+            sign_flip: sign_flip_test(&diffs, BOOTSTRAP_SEED),
+            diffs,
+            bootstrap: bootstrap(&pairs, predictions),
+        });
+    }
+    out
+}
+
+/// The paired bootstrap of one comparison; the reason when it cannot run.
+fn bootstrap(
+    pairs: &[(&RunResult, &RunResult)],
+    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+) -> Result<BootstrapResult, String> {
+    let missing = pairs.iter().flat_map(|(a, b)| [a, b]).filter(|r| !predictions.contains_key(&r.id)).count();
+    if missing > 0 {
+        return Err(format!("no bootstrap: predictions missing for {missing} of {} runs", 2 * pairs.len()));
+    }
+    let mut test_sets: Vec<Vec<&[String]>> = Vec::new();
+    let mut runs = Vec::with_capacity(pairs.len());
+    for (ra, rb) in pairs {
+        let (pa, pb) = (&predictions[&ra.id], &predictions[&rb.id]);
+        let (wa, wb) = (words(pa), words(pb));
+        if wa != wb {
+            return Err(format!("no bootstrap: `{}` and `{}` were scored on different test sentences", ra.id, rb.id));
+        }
+        let test_set = test_sets.iter().position(|t| *t == wa).unwrap_or_else(|| {
+            test_sets.push(wa);
+            test_sets.len() - 1
+        });
+        runs.push(PairedRun { test_set, a: counts(ra, pa)?, b: counts(rb, pb)? });
+    }
+    paired_bootstrap(&runs, &BootstrapConfig::default()).ok_or_else(|| "no bootstrap: empty test set".to_string())
+}
+
+fn words(sentences: &[TaggedSentence]) -> Vec<&[String]> {
+    sentences.iter().map(|s| s.words.as_slice()).collect()
+}
+
+fn counts(run: &RunResult, sentences: &[TaggedSentence]) -> Result<Vec<Counts>, String> {
+    let tags = |f: fn(&TaggedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
+        sentences.iter().map(|s| f(s).iter().map(String::as_str).collect()).collect()
+    };
+    sentence_counts(&tags(|s| &s.gold), &tags(|s| &s.predicted)).map_err(|e| format!("no bootstrap: `{}`: {e}", run.id))
+}
+
+/// `comparisons.csv`: compared axis, a, b, the cell axes ("" for the compared one), dry_run,
+/// n_pairs, mean_diff_f1, the bootstrap interval, the sign-flip p-value and a note.
+pub(crate) fn comparisons_frame(rows: &[Comparison], cell_axes: &[String]) -> PolarsResult<DataFrame> {
+    let text = |name: &str, f: &dyn Fn(&Comparison) -> String| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let float = |name: &str, f: &dyn Fn(&Comparison) -> Option<f64>| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let mut cols =
+        vec![text("compared", &|c| c.axis.clone()), text("a", &|c| c.a.clone()), text("b", &|c| c.b.clone())];
+    cols.extend(key_columns(cell_axes, rows.iter().map(|c| (c.key.as_slice(), c.dry_run))));
+    cols.push(Column::new("n_pairs".into(), rows.iter().map(|c| c.diffs.len() as u64).collect::<Vec<_>>()));
+    cols.push(float("mean_diff_f1", &|c| Some(c.mean_diff())));
+    cols.push(float("bootstrap_ci95_low", &|c| c.bootstrap.as_ref().ok().map(|b| b.interval.low)));
+    cols.push(float("bootstrap_ci95_high", &|c| c.bootstrap.as_ref().ok().map(|b| b.interval.high)));
+    cols.push(float("sign_flip_p", &|c| c.sign_flip.map(|t| t.p_value)));
+    cols.push(text("note", &|c| c.note()));
+    DataFrame::new_infer_height(cols)
+}
