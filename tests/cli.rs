@@ -1,6 +1,9 @@
 //! Drives the real binary through the grid lifecycle: validate, plan, run (dry), a sweep
 //! killed mid-way and resumed, report; plus the usage and spec error paths.
 
+mod common;
+use common::walk;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
@@ -143,19 +146,6 @@ fn killed_sweep_resumes_with_only_the_missing_runs() {
     // Reports are deterministic.
     nergrid().arg("report").arg(&root).assert().success();
     assert_eq!(fs::read_to_string(root.join("report.md")).unwrap(), md);
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[test]

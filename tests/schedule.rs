@@ -3,9 +3,12 @@
 //! retries, out-of-memory halving, fake GPUs, timeouts, interrupts and locks held elsewhere.
 //! Executions are counted from the test trainer's log, not from files.
 
+mod common;
+use common::walk;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command as StdCommand, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -115,19 +118,6 @@ impl Sweep {
     fn files_named(&self, pred: impl Fn(&str) -> bool) -> Vec<PathBuf> {
         walk(&self.results()).into_iter().filter(|p| pred(&p.file_name().unwrap().to_string_lossy())).collect()
     }
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = entry.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 fn stderr(out: &Output) -> String {
