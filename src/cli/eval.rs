@@ -147,7 +147,7 @@ fn parse_tagged(text: &str, path: &Path) -> anyhow::Result<TaggedFile> {
     let mut columns: Option<(usize, usize)> = None;
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        let fields: Vec<&str> = crate::store::conll_fields(line);
         if fields.is_empty() || fields[0] == "-DOCSTART-" {
             tagged.end_sentence();
             continue;

@@ -18,7 +18,7 @@ pub(crate) fn parse_predictions(path: &Path, text: &str) -> Result<Vec<TaggedSen
     let mut sentences = Vec::new();
     let mut current = TaggedSentence::empty();
     for (i, line) in text.lines().enumerate() {
-        let fields: Vec<&str> = line.split_whitespace().collect();
+        let fields: Vec<&str> = crate::store::conll_fields(line);
         match fields[..] {
             [] => {
                 if !current.words.is_empty() {

@@ -177,12 +177,13 @@ fn report_rows(report: &Report) -> std::collections::BTreeMap<String, ClassScore
     rows
 }
 
-/// `word gold pred` per line, a blank line after each sentence.
+/// `word<TAB>gold<TAB>pred` per line (tabs: entity types may contain spaces), a blank line
+/// after each sentence.
 pub fn predictions_conll(words: &[Vec<String>], gold: &[Vec<String>], pred: &[Vec<String>]) -> String {
     let mut out = String::new();
     for ((w, g), p) in words.iter().zip(gold).zip(pred) {
         for ((w, g), p) in w.iter().zip(g).zip(p) {
-            out.push_str(&format!("{w} {g} {p}\n"));
+            out.push_str(&format!("{w}\t{g}\t{p}\n"));
         }
         out.push('\n');
     }
