@@ -234,3 +234,22 @@ fn study_grid_has_twelve_pinned_runs() {
     assert_eq!(first["learning_rate"], 1e-5);
     assert_eq!(first["seed"], 67);
 }
+
+#[test]
+fn pivot_of_a_single_cell_grid_has_its_value() {
+    // One model, scheme, rate and dataset: polars gives single-valued key columns, which once
+    // made every pivot cell empty.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("one.toml");
+    let text = format!(
+        "[experiment]\nname = \"one\"\noutput_dir = \"{}\"\n[models.a]\nhub = \"o/a\"\n[datasets.d]\nformat = \"jsonl\"\npath = \"d.jsonl\"\n[grid]\nmodels = [\"a\"]\nschemes = [\"BIO\"]\nlearning_rates = [1e-4]\ndatasets = [\"d\"]\nseeds = [1, 2]\n",
+        dir.path().join("results").display()
+    );
+    fs::write(&spec, text).unwrap();
+    nergrid().args(["run", "--dry-run"]).arg(&spec).assert().success();
+    nergrid().arg("report").arg(&spec).assert().success();
+    let pivot = fs::read_to_string(dir.path().join("results/pivot_f1.csv")).unwrap();
+    let row = pivot.lines().nth(1).unwrap();
+    let value: f64 = row.rsplit(',').next().unwrap().parse().unwrap_or_else(|_| panic!("empty cell: {pivot}"));
+    assert!((0.5..0.9).contains(&value), "{pivot}");
+}

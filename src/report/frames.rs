@@ -110,10 +110,9 @@ pub fn pivot_frame(runs: &DataFrame) -> PolarsResult<DataFrame> {
 
 fn cell_value(cells: &DataFrame, rows: &DataFrame, row: usize, rate: &str) -> PolarsResult<Option<f64>> {
     let key = |df: &DataFrame, name: &str, i: usize| -> PolarsResult<String> {
-        Ok(match df.column(name)?.get(i)? {
-            AnyValue::String(s) => s.to_string(),
-            other => other.to_string(),
-        })
+        // Columns that hold one value (a single group) give owned strings: compare text only.
+        let value = df.column(name)?.get(i)?;
+        Ok(value.get_str().map_or_else(|| value.to_string(), str::to_string))
     };
     let names = ["model", "scheme", "dataset", "dry_run"];
     let want: Vec<String> = names.iter().map(|n| key(rows, n, row)).collect::<PolarsResult<_>>()?;
