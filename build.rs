@@ -19,4 +19,14 @@ fn main() {
         }
     }
     println!("cargo:rerun-if-changed=build.rs");
+    // The candle version the binary was built with, recorded in result.json.
+    let lock = std::fs::read_to_string("Cargo.lock").unwrap_or_default();
+    let candle = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"candle-core\""))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=NERGRID_CANDLE_VERSION={candle}");
+    println!("cargo:rerun-if-changed=Cargo.lock");
 }

@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 
 use super::frames::param_text;
-use super::predictions::TaggedSentence;
 use super::study::{axes_without, group_runs, key_columns};
 use crate::stats::{
     mean, paired_bootstrap, sentence_counts, sign_flip_test, BootstrapConfig, BootstrapResult, Counts, PairedRun,
     SignFlipTest, BOOTSTRAP_SEED, MIN_SEEDS_FOR_PERMUTATION,
 };
 use crate::store::RunResult;
+use crate::store::TaggedSentence;
 
 /// The smallest number of pairs a p-value is printed for.
 pub(crate) const MIN_PAIRS: usize = MIN_SEEDS_FOR_PERMUTATION;

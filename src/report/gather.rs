@@ -2,8 +2,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::predictions::{parse_predictions, TaggedSentence};
 use crate::plan::{expand, Plan};
+use crate::store::TaggedSentence;
 use crate::store::{EpochRow, RunResult, RunState, RunStatus, Store};
 
 /// The stored results a report is built from.
@@ -107,17 +107,9 @@ pub(crate) fn gather_run_files(store: &Store, results: &[RunResult]) -> RunFiles
                 Err(e) => files.warnings.push(e.to_string()),
             }
         }
-        let path = store.predictions_path(&r.id);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => {
-                files.warnings.push(format!("{}: cannot read ({e})", path.display()));
-                continue;
-            }
-        };
-        match parse_predictions(&path, &text) {
-            Ok(sentences) => drop(files.predictions.insert(r.id.clone(), sentences)),
+        match store.read_predictions(&r.id) {
+            Ok(Some(sentences)) => drop(files.predictions.insert(r.id.clone(), sentences)),
+            Ok(None) => {}
             Err(e) => files.warnings.push(e.to_string()),
         }
     }

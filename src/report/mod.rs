@@ -6,7 +6,6 @@ mod frames;
 mod gather;
 mod markdown;
 mod plots;
-mod predictions;
 mod study;
 
 use std::path::PathBuf;
@@ -24,8 +23,6 @@ use crate::store::{write_atomic, Store, StoreError};
 pub enum ReportError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}:{line}: expected `word gold pred`, got {fields} field(s)", path = path.display())]
-    Predictions { path: PathBuf, line: usize, fields: usize },
     #[error("{path}: cannot draw plot: {message}", path = path.display())]
     Plot { path: PathBuf, message: String },
     #[error("{path}: cannot build report table", path = path.display())]

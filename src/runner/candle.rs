@@ -6,12 +6,12 @@ use anyhow::{anyhow, Context};
 use candle_core::Device;
 
 use super::dataset::{load_run_data, RunData};
-use crate::data::{Scheme, TaggedSentence};
+use crate::data::Scheme;
 use crate::metrics::{evaluate, Mode, Report, ZeroDivision};
 use crate::plan::RunSpec;
 use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgress, Trainer};
 use crate::spec::{expand_env, ModelSource};
-use crate::store::{ClassScores, EpochRow, Scores};
+use crate::store::{ClassScores, EpochRow, Scores, TaggedSentence};
 use crate::train::{
     self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
 };
@@ -100,7 +100,7 @@ fn classify(e: TrainError) -> anyhow::Error {
     message.context(RunFailure::new(kind, text))
 }
 
-fn sentences(tagged: &[TaggedSentence]) -> Vec<TrainSentence> {
+fn sentences(tagged: &[crate::data::TaggedSentence]) -> Vec<TrainSentence> {
     tagged.iter().map(|t| TrainSentence { words: t.words.clone(), tags: t.tags.clone() }).collect()
 }
 
@@ -177,17 +177,16 @@ fn report_rows(report: &Report) -> std::collections::BTreeMap<String, ClassScore
     rows
 }
 
-/// `word<TAB>gold<TAB>pred` per line (tabs: entity types may contain spaces), a blank line
-/// after each sentence.
-pub fn predictions_conll(words: &[Vec<String>], gold: &[Vec<String>], pred: &[Vec<String>]) -> String {
-    let mut out = String::new();
-    for ((w, g), p) in words.iter().zip(gold).zip(pred) {
-        for ((w, g), p) in w.iter().zip(g).zip(p) {
-            out.push_str(&format!("{w}\t{g}\t{p}\n"));
-        }
-        out.push('\n');
-    }
-    out
+/// Every test sentence with its gold and predicted tags, for `predictions.conll`.
+fn predicted_sentences(data: &RunData, outcome: &TrainOutcome) -> Vec<TaggedSentence> {
+    let tagged = data.test.iter().zip(&outcome.test_gold).zip(&outcome.test_pred);
+    tagged
+        .map(|((t, gold), predicted)| TaggedSentence {
+            words: t.words.clone(),
+            gold: gold.clone(),
+            predicted: predicted.clone(),
+        })
+        .collect()
 }
 
 fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConfig) -> anyhow::Result<RunOutput> {
@@ -207,7 +206,6 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
             tokens_per_sec: e.tokens_per_sec,
         })
         .collect();
-    let words: Vec<Vec<String>> = data.test.iter().map(|t| t.words.clone()).collect();
     let micro_batch = cfg.batch_size.div_ceil(cfg.grad_accum);
     let details = serde_json::json!({
         "n_parameters": outcome.n_parameters,
@@ -227,7 +225,7 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         "test_seconds": outcome.test_seconds,
         "skipped_records": data.skipped.len(),
         "audit": crate::data::audit(&data.corpus, &data.manifest),
-        "versions": { "candle": "0.11", "nergrid": env!("CARGO_PKG_VERSION") },
+        "versions": { "candle": env!("NERGRID_CANDLE_VERSION"), "nergrid": env!("CARGO_PKG_VERSION") },
         "run": run.id,
     });
     let serde_json::Value::Object(details) = details else { unreachable!() };
@@ -237,9 +235,43 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         best_epoch: Some(outcome.best_epoch),
         report: report_rows(&report),
         epochs,
-        predictions: Some(predictions_conll(&words, &outcome.test_gold, &outcome.test_pred)),
+        predictions: Some(predicted_sentences(data, outcome)),
         train_seconds: Some(outcome.train_seconds),
         train_tokens_per_sec: Some(outcome.train_tokens_per_sec),
         details,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::ParamValue;
+
+    fn run(pairs: &[(&str, ParamValue)]) -> RunSpec {
+        let mut params: std::collections::BTreeMap<String, ParamValue> =
+            crate::spec::TRAIN_KEYS.iter().map(|k| (k.name.to_string(), (k.default)())).collect();
+        params.insert("learning_rate".into(), ParamValue::Float(2e-5));
+        params.insert("seed".into(), ParamValue::Int(67));
+        params.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())));
+        RunSpec { index: 0, id: "r".into(), params }
+    }
+
+    #[test]
+    fn run_parameters_become_the_training_configuration() {
+        let cfg = train_config(&run(&[("label_alignment", ParamValue::Str("all".into()))]), 2).unwrap();
+        assert_eq!((cfg.epochs, cfg.batch_size, cfg.grad_accum, cfg.max_length), (5, 16, 2, 256));
+        assert_eq!((cfg.learning_rate, cfg.weight_decay, cfg.seed), (2e-5, 0.01, 67));
+        assert_eq!(cfg.label_alignment, LabelAlignment::All);
+        assert_eq!(cfg.select_best_by, SelectMetric::F1);
+        let recall = train_config(&run(&[("select_best_by", ParamValue::Str("recall".into()))]), 1).unwrap();
+        assert_eq!(recall.select_best_by, SelectMetric::Recall);
+        assert!(train_config(&run(&[("batch_size", ParamValue::Int(2))]), 4).is_err(), "grad_accum > batch");
+    }
+
+    #[test]
+    fn devices_and_recorded_versions() {
+        assert!(matches!(device("cpu").unwrap(), Device::Cpu));
+        assert!(device("cuda:x").is_err());
+        assert!(env!("NERGRID_CANDLE_VERSION").starts_with("0."), "{}", env!("NERGRID_CANDLE_VERSION"));
+    }
 }

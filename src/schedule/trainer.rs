@@ -55,8 +55,9 @@ pub struct RunOutput {
     pub best_epoch: Option<usize>,
     pub report: BTreeMap<String, ClassScores>,
     pub epochs: Vec<EpochRow>,
-    /// `word gold pred` lines, blank line between sentences (the input of `nergrid eval`).
-    pub predictions: Option<String>,
+    /// Every test sentence with gold and predicted tags (`predictions.conll`, the input of
+    /// `nergrid eval`).
+    pub predictions: Option<Vec<crate::store::TaggedSentence>>,
     pub train_seconds: Option<f64>,
     pub train_tokens_per_sec: Option<f64>,
     pub details: serde_json::Map<String, serde_json::Value>,

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::atomic::write_atomic;
+use super::predictions::{format_predictions, parse_predictions, TaggedSentence};
 use super::result::{EpochRow, RunResult, RunStatus};
 use super::StoreError;
 use crate::plan::RunSpec;
@@ -188,8 +189,18 @@ impl Store {
         write_atomic(&self.run_dir(id).join("split.json"), text.as_bytes())
     }
 
-    pub fn write_predictions(&self, id: &str, conll: &str) -> Result<(), StoreError> {
-        write_atomic(&self.predictions_path(id), conll.as_bytes())
+    pub fn write_predictions(&self, id: &str, sentences: &[TaggedSentence]) -> Result<(), StoreError> {
+        write_atomic(&self.predictions_path(id), format_predictions(sentences).as_bytes())
+    }
+
+    /// The run's test predictions; `None` when the run wrote none (dry runs).
+    pub fn read_predictions(&self, id: &str) -> Result<Option<Vec<TaggedSentence>>, StoreError> {
+        let path = self.predictions_path(id);
+        match fs::read_to_string(&path) {
+            Ok(text) => parse_predictions(&path, &text).map(Some),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
     }
 
     /// Appends a line to the run's log.

@@ -2,6 +2,7 @@
 
 mod atomic;
 mod layout;
+mod predictions;
 mod result;
 mod time;
 
@@ -9,6 +10,7 @@ use std::path::PathBuf;
 
 pub use atomic::write_atomic;
 pub use layout::{conll_fields, RunState, Store};
+pub use predictions::{format_predictions, parse_predictions, TaggedSentence};
 pub use result::{ClassScores, EpochRow, RunResult, RunStatus, Scores, Timings, ToolInfo};
 pub use time::{now_rfc3339, rfc3339};
 
@@ -20,6 +22,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("{path}:{line}: {message}", path = path.display())]
+    Malformed { path: PathBuf, line: usize, message: String },
     #[error("{path}: cannot encode: {message}", path = path.display())]
     Encode { path: PathBuf, message: String },
 }
