@@ -177,22 +177,29 @@ fn hub_dataset_is_read_offline_from_hf_home() {
 
 #[test]
 fn fertility_is_reported_for_a_tokenizer() {
-    let dir = tempfile::tempdir().unwrap();
-    let tokenizer = write(
-        dir.path(),
-        "tokenizer.json",
-        br###"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
-            "normalizer": null, "pre_tokenizer": {"type": "Whitespace"}, "post_processor": null,
-            "decoder": null, "model": {"type": "WordPiece", "unk_token": "[UNK]",
+    // The second tokenizer pads to 16 and truncates to 4 (as MiniLM's file pads to 128):
+    // fertility counts the words' sub-words, not the padded or truncated encoding.
+    let padded = r#""truncation": {"direction": "Right", "max_length": 4, "strategy": "LongestFirst", "stride": 0},
+        "padding": {"strategy": {"Fixed": 16}, "direction": "Right", "pad_to_multiple_of": null,
+                    "pad_id": 0, "pad_type_id": 0, "pad_token": "[UNK]"}"#;
+    for settings in [r#""truncation": null, "padding": null"#, padded] {
+        let dir = tempfile::tempdir().unwrap();
+        let json = format!(
+            r###"{{"version": "1.0", {settings}, "added_tokens": [],
+            "normalizer": null, "pre_tokenizer": {{"type": "Whitespace"}}, "post_processor": null,
+            "decoder": null, "model": {{"type": "WordPiece", "unk_token": "[UNK]",
             "continuing_subword_prefix": "##", "max_input_chars_per_word": 100,
-            "vocab": {"[UNK]": 0, "a": 1, "##b": 2, "##c": 3}}}"###,
-    );
-    let data = write(dir.path(), "d.jsonl", br#"{"text": "abc a ab", "entities": []}"#);
-    let outcome = nergrid(&["data", "inspect", &data, "--tokenizer", &tokenizer, "--format", "json"], &[]);
-    let fertility = &json_of(&outcome)["fertility"];
-    assert_eq!(fertility["words"], 3);
-    assert_eq!(fertility["subwords"], 6);
-    assert_eq!(fertility["mean"], 2.0);
+            "vocab": {{"[UNK]": 0, "a": 1, "##b": 2, "##c": 3}}}}}}"###
+        );
+        let tokenizer = write(dir.path(), "tokenizer.json", json.as_bytes());
+        let data = write(dir.path(), "d.jsonl", br#"{"text": "abc a ab", "entities": []}"#);
+        let outcome = nergrid(&["data", "inspect", &data, "--tokenizer", &tokenizer, "--format", "json"], &[]);
+        let fertility = &json_of(&outcome)["fertility"];
+        assert_eq!(fertility["words"], 3, "{settings}");
+        assert_eq!(fertility["subwords"], 6, "{settings}");
+        assert_eq!(fertility["mean"], 2.0, "{settings}");
+        assert_eq!(fertility["max_sentence_subwords"], 6, "{settings}");
+    }
 }
 
 /// A malformed file: the error names `path:line: field:` and exits 2; skip mode keeps the rest.

@@ -72,9 +72,14 @@ pub struct Fertility {
     pub max_sentence_subwords: usize,
 }
 
-/// Loads a `tokenizer.json`.
+/// Loads a `tokenizer.json` without the padding and truncation it may carry (MiniLM's pads
+/// every input to 128 tokens, which would be counted as sub-words).
 pub fn load_tokenizer(path: &Path) -> Result<Tokenizer, DataError> {
-    Tokenizer::from_file(path).map_err(|source| DataError::Tokenizer { path: path.to_path_buf(), source })
+    let err = |source| DataError::Tokenizer { path: path.to_path_buf(), source };
+    let mut tokenizer = Tokenizer::from_file(path).map_err(err)?;
+    tokenizer.with_padding(None);
+    tokenizer.with_truncation(None).map_err(err)?;
+    Ok(tokenizer)
 }
 
 /// Sub-word fertility of the corpus' words (each sentence encoded pre-tokenized, no special
@@ -89,10 +94,11 @@ pub fn fertility(corpus: &Corpus, tokenizer: &Tokenizer, path: &Path) -> Result<
         for word in encoding.get_word_ids().iter().flatten() {
             pieces[*word as usize] += 1;
         }
+        let sentence_subwords: usize = pieces.iter().sum();
         words += pieces.len();
-        subwords += encoding.len();
+        subwords += sentence_subwords;
         split += pieces.iter().filter(|&&p| p > 1).count();
-        longest = longest.max(encoding.len());
+        longest = longest.max(sentence_subwords);
     }
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     Ok(Fertility {
