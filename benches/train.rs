@@ -2,8 +2,10 @@
 //! (BIO, batch 16, lr 1e-4, max_length 256) and prints seconds per epoch, train tokens/s and
 //! peak RSS, the figures hf_trainer_ner.py prints for the Hugging Face Trainer.
 //!
-//! The split is a fixed seeded shuffle cut to the study's sizes (666 / 75 / 186 sentences),
-//! not the study's own split: the speed of an epoch does not depend on which sentences.
+//! The data are read, split and tagged by nergrid's data module exactly as a run of
+//! `experiments/swedish_local.toml` sees them (brackets removed, `train_test_split(0.2, seed=67)`
+//! then `(0.1, seed=67)`: 666 / 75 / 186 sentences), and validation is scored by the metrics
+//! module, so the job is the one `hf_trainer_ner.py --data-format brackets` times.
 //!
 //! Settings (environment): NERGRID_BENCH_MODEL (default models/all-MiniLM-L6-v2),
 //! NERGRID_SHARED (default ../shared), NERGRID_BENCH_EPOCHS (default 1),
@@ -11,11 +13,10 @@
 //! (overrides the model's dropout), NERGRID_BENCH_SAVE (a directory to export the model to),
 //! NERGRID_BENCH_STEPS (stop after this many steps, for profiling).
 
-use anyhow::Context;
 use candle_core::Device;
-use nergrid::train::{self, EvalScores, TrainConfig, TrainEvent, TrainSentence};
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
+use nergrid::data::{DatasetConfig, Scheme};
+use nergrid::runner::{self, sentences, seqeval_scores};
+use nergrid::train::{self, TrainConfig, TrainEvent, TrainSentence};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -27,18 +28,12 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| root.join("models/all-MiniLM-L6-v2"));
     anyhow::ensure!(model.is_dir(), "{}: no model; run `make models`", model.display());
     let data = shared.join("data/swedish-medical-ner/1177_annotated_sentences.txt");
-    let text = std::fs::read_to_string(&data).with_context(|| data.display().to_string())?;
-    let mut sentences: Vec<TrainSentence> = text.lines().map(bracket_sentence).collect();
-    sentences.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
-    let (train_set, rest) = sentences.split_at(666.min(sentences.len()));
-    let (validation, test) = rest.split_at(75.min(rest.len()));
+    let (train_set, validation, test, labels) = study_split(&data)?;
     let epochs = env_usize("NERGRID_BENCH_EPOCHS", 1);
     let learning_rate = std::env::var("NERGRID_BENCH_LR").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-4);
     let seed = env_usize("NERGRID_BENCH_SEED", 1) as u64;
     let dropout = std::env::var("NERGRID_BENCH_DROPOUT").ok().and_then(|v| v.parse().ok());
     let cfg = TrainConfig { epochs, batch_size: 16, learning_rate, seed, dropout, ..TrainConfig::default() };
-    let labels: Vec<String> =
-        ["O", "B-DISORDER", "I-DISORDER", "B-DRUG", "I-DRUG", "B-BODY", "I-BODY"].map(String::from).to_vec();
     let step_limit = env_usize("NERGRID_BENCH_STEPS", usize::MAX);
     let mut last = Instant::now();
     let mut on_event = |e: TrainEvent| match e {
@@ -55,8 +50,17 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let cpu_started = cpu_seconds();
-    let outcome =
-        train::train(&model, &labels, train_set, validation, test, &cfg, &Device::Cpu, &entity_f1, &mut on_event)?;
+    let outcome = train::train(
+        &model,
+        &labels,
+        &train_set,
+        &validation,
+        &test,
+        &cfg,
+        &Device::Cpu,
+        &seqeval_scores,
+        &mut on_event,
+    )?;
     let total = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_started;
     let epoch_seconds: f64 = outcome.epochs.iter().map(|e| e.seconds).sum::<f64>() / epochs as f64;
@@ -87,69 +91,18 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A line of the original file: `(`..`)` disorder, `[`..`]` drug, `{`..`}` body structure,
-/// each bracket its own whitespace-separated token; BIO tags.
-fn bracket_sentence(line: &str) -> TrainSentence {
-    let (mut words, mut tags) = (Vec::new(), Vec::new());
-    let mut open: Option<(&str, &str)> = None;
-    let mut first = false;
-    for token in line.split_whitespace() {
-        let kind = match token {
-            "(" => Some(("DISORDER", ")")),
-            "[" => Some(("DRUG", "]")),
-            "{" => Some(("BODY", "}")),
-            _ => None,
-        };
-        match (open, kind) {
-            (None, Some(k)) => (open, first) = (Some(k), true),
-            (Some((_, close)), _) if token == close => open = None,
-            (Some((ty, _)), _) => {
-                words.push(token.to_string());
-                tags.push(format!("{}-{ty}", if first { "B" } else { "I" }));
-                first = false;
-            }
-            (None, None) => {
-                words.push(token.to_string());
-                tags.push("O".to_string());
-            }
-        }
-    }
-    TrainSentence { words, tags }
-}
+type Split = Vec<TrainSentence>;
 
-/// Micro entity F1 over BIO chunks (exact type and span; an I- after O or another type
-/// starts a chunk, as seqeval's default mode) and token accuracy. A stand-in for the metrics
-/// module, which the benchmark does not need to be exact about.
-fn entity_f1(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Result<EvalScores> {
-    fn chunks(tags: &[String], sentence: usize, out: &mut Vec<(usize, usize, usize, String)>) {
-        let mut open: Option<(usize, &str)> = None;
-        for (i, t) in tags.iter().map(String::as_str).chain(["O"]).enumerate() {
-            let (prefix, kind) = t.split_once('-').unwrap_or(("O", ""));
-            if prefix == "I" && open.is_some_and(|(_, k)| k == kind) {
-                continue;
-            }
-            if let Some((start, k)) = open.take() {
-                out.push((sentence, start, i, k.to_string()));
-            }
-            if prefix != "O" {
-                open = Some((i, kind));
-            }
-        }
-    }
-    let (mut g, mut p) = (Vec::new(), Vec::new());
-    let (mut right, mut total) = (0, 0);
-    for (i, (gs, ps)) in gold.iter().zip(pred).enumerate() {
-        chunks(gs, i, &mut g);
-        chunks(ps, i, &mut p);
-        right += gs.iter().zip(ps).filter(|(a, b)| a == b).count();
-        total += gs.len();
-    }
-    let gold_set: std::collections::HashSet<_> = g.iter().collect();
-    let hits = p.iter().filter(|c| gold_set.contains(c)).count() as f64;
-    let precision = if p.is_empty() { 0.0 } else { hits / p.len() as f64 };
-    let recall = if g.is_empty() { 0.0 } else { hits / g.len() as f64 };
-    let f1 = if hits == 0.0 { 0.0 } else { 2.0 * precision * recall / (precision + recall) };
-    Ok(EvalScores { precision, recall, f1, accuracy: right as f64 / (total as f64).max(1.0) })
+/// The original 1177 file as a run sees it: brackets removed, the study's split, BIO.
+fn study_split(path: &Path) -> anyhow::Result<(Split, Split, Split, Vec<String>)> {
+    let table = toml::toml! {
+        format = "brackets"
+        split = { test = 0.2, validation = 0.1, seed = 67 }
+    };
+    let mut config: DatasetConfig = toml::Value::Table(table).try_into()?;
+    config.path = Some(path.to_path_buf());
+    let data = runner::prepare("swedish_1177", &config, Scheme::Bio)?;
+    Ok((sentences(&data.train), sentences(&data.validation), sentences(&data.test), data.labels))
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

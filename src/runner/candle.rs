@@ -51,10 +51,6 @@ impl Trainer for CandleTrainer {
         let model = model_location(ctx, run.str_param("model"))?;
         let cfg = train_config(run, ctx.grad_accum)?;
         let device = device(&ctx.device)?;
-        let metric = |gold: &[Vec<String>], pred: &[Vec<String>]| -> anyhow::Result<EvalScores> {
-            let r = evaluate(gold, pred, Mode::Default, ZeroDivision::Zero)?;
-            Ok(EvalScores { precision: r.precision, recall: r.recall, f1: r.f1, accuracy: r.accuracy })
-        };
         let epochs = cfg.epochs;
         let mut last_val = None;
         let mut on_event = |e: TrainEvent| match e {
@@ -77,7 +73,7 @@ impl Trainer for CandleTrainer {
             _ => {}
         };
         let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
-        let outcome = train::train(&model, &data.labels, &tr, &va, &te, &cfg, &device, &metric, &mut on_event)
+        let outcome = train::train(&model, &data.labels, &tr, &va, &te, &cfg, &device, &seqeval_scores, &mut on_event)
             .map_err(classify)?;
         if run.param("save_model").and_then(|v| v.as_bool()).unwrap_or(false) {
             let dir = ctx.store.model_dir(&run.id);
@@ -100,7 +96,15 @@ fn classify(e: TrainError) -> anyhow::Error {
     message.context(RunFailure::new(kind, text))
 }
 
-fn sentences(tagged: &[crate::data::TaggedSentence]) -> Vec<TrainSentence> {
+/// seqeval's default mode (micro precision, recall, F1; no strict scheme), as the Trainer's
+/// recipe scores validation and test.
+pub fn seqeval_scores(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Result<EvalScores> {
+    let r = evaluate(gold, pred, Mode::Default, ZeroDivision::Zero)?;
+    Ok(EvalScores { precision: r.precision, recall: r.recall, f1: r.f1, accuracy: r.accuracy })
+}
+
+/// Tagged sentences as the trainer takes them.
+pub fn sentences(tagged: &[crate::data::TaggedSentence]) -> Vec<TrainSentence> {
     tagged.iter().map(|t| TrainSentence { words: t.words.clone(), tags: t.tags.clone() }).collect()
 }
 

@@ -35,7 +35,11 @@ fn expand_path(path: &Path) -> anyhow::Result<PathBuf> {
 
 /// Loads, splits and tags a dataset for a run.
 pub fn load_run_data(alias: &str, entry: &DatasetEntry, scheme: Scheme) -> anyhow::Result<RunData> {
-    let config = dataset_config(alias, entry)?;
+    prepare(alias, &dataset_config(alias, entry)?, scheme)
+}
+
+/// Loads, splits and tags the dataset `config` (paths already expanded) named `alias`.
+pub fn prepare(alias: &str, config: &DatasetConfig, scheme: Scheme) -> anyhow::Result<RunData> {
     let loaded = config.load(Path::new(".")).with_context(|| format!("loading dataset {alias}"))?;
     let rule = config.split.clone().unwrap_or(SplitConfig { test: None, validation: None, seed: 0 });
     let manifest = split_corpus(&loaded.corpus, &rule).with_context(|| format!("splitting dataset {alias}"))?;

@@ -4,5 +4,5 @@
 mod candle;
 mod dataset;
 
-pub use candle::{device, train_config, CandleTrainer};
-pub use dataset::{dataset_config, load_run_data, RunData};
+pub use candle::{device, sentences, seqeval_scores, train_config, CandleTrainer};
+pub use dataset::{dataset_config, load_run_data, prepare, RunData};
