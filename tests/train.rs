@@ -532,3 +532,93 @@ fn max_length_beyond_the_positions_is_refused() {
     .unwrap_err();
     assert_eq!(err.to_string(), "invalid training settings: max_length 65 exceeds the model's 64 positions");
 }
+
+/// 24 optimizer steps replayed against torch (tests/fixtures/torch_trajectory.py: the
+/// Trainer's decay rule, torch AdamW, clip_grad_norm_, get_linear_schedule_with_warmup,
+/// dropout off) from the same formula weights: nergrid's fused path, clipping, AdamW and
+/// schedule give the same losses, gradient norms and final weights.
+#[test]
+fn optimizer_steps_follow_torch_and_the_trainer_schedule() {
+    use nergrid::model::encoder::HostBatch;
+    use nergrid::model::params::{model_specs, new_var, Params};
+    use nergrid::model::{fast, TokenClassifier};
+    use nergrid::train::clip::{clip_coefficient, global_norm_host};
+    use nergrid::train::optimizer::{AdamW, AdamWConfig};
+    use nergrid::train::schedule::LinearSchedule;
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/torch_trajectory.json");
+    let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let cfg = Config::from_json(&fixture["config"].to_string(), Path::new("fixture.json")).unwrap();
+    let num_labels = fixture["num_labels"].as_u64().unwrap() as usize;
+    let labels: Vec<String> = (0..num_labels).map(|i| format!("L{i}")).collect();
+
+    // The fixture's formula weights: k is the parameter's rank in sorted name order (the
+    // parameters themselves stay in nergrid's order, which the fused path relies on).
+    let specs = model_specs(&cfg, num_labels);
+    let mut sorted: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    sorted.sort_unstable();
+    let vars = specs
+        .iter()
+        .map(|spec| {
+            let k = sorted.binary_search(&spec.name.as_str()).unwrap();
+            let n: usize = spec.shape.iter().product();
+            let values = (0..n)
+                .map(|i| {
+                    let base = (0.37 * i as f64 + 1.3 * k as f64).sin();
+                    (if spec.name.ends_with("LayerNorm.weight") { 1.0 + 0.1 * base } else { 0.08 * base }) as f32
+                })
+                .collect();
+            (spec.name.clone(), new_var(values, &spec.shape, &Device::Cpu).unwrap())
+        })
+        .collect();
+    let model = TokenClassifier::new(cfg.clone(), labels, Params::new(vars));
+
+    let weight_decay = fixture["weight_decay"].as_f64().unwrap();
+    let mut optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(weight_decay)).unwrap();
+    let decayed: Vec<String> = model
+        .params()
+        .iter()
+        .zip(optimizer.decay_mask())
+        .filter(|(_, decays)| *decays)
+        .map(|((name, _), _)| name.to_string())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let torch_decayed: Vec<String> = serde_json::from_value(fixture["decay"].clone()).unwrap();
+    assert_eq!(decayed, torch_decayed, "weight-decay groups");
+
+    let steps = fixture["steps"].as_array().unwrap();
+    let lr = fixture["learning_rate"].as_f64().unwrap();
+    let warmup = fixture["warmup_steps"].as_u64().unwrap() as usize;
+    let schedule = LinearSchedule::new(lr, steps.len(), warmup, 0.0);
+    let max_norm = fixture["max_grad_norm"].as_f64().unwrap();
+    let batches = fixture["batches"].as_array().unwrap();
+    let mut grads = fast::zero_grads(model.params());
+    for (s, want) in steps.iter().enumerate() {
+        let b = &batches[s % batches.len()];
+        let ids: Vec<Vec<u32>> = serde_json::from_value(b["ids"].clone()).unwrap();
+        let rows: Vec<Vec<i64>> = serde_json::from_value(b["targets"].clone()).unwrap();
+        let batch = HostBatch::new(&ids, &cfg);
+        let targets: Vec<i64> =
+            rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(-100)).take(batch.seq)).collect();
+        let labelled = targets.iter().filter(|&&t| t != -100).count() as f64;
+        grads.iter_mut().for_each(|g| g.fill(0.0));
+        let loss = fast::loss_and_grads(&model, &batch, &targets, labelled, None, &mut grads).unwrap();
+        let norm = global_norm_host(&grads);
+        let step_lr = schedule.lr(s);
+        let close = |got: f64, key: &str, tol: f64| {
+            let w = want[key].as_f64().unwrap();
+            assert!((got - w).abs() <= tol * w.abs().max(1e-3), "step {s}: {key} {got} vs torch {w}");
+        };
+        close(step_lr, "lr", 1e-12);
+        close(loss, "loss", 1e-4);
+        close(norm, "grad_norm", 1e-4);
+        optimizer.step_host(&grads, step_lr, clip_coefficient(norm, max_norm)).unwrap();
+    }
+    for (name, want) in fixture["final"].as_object().unwrap() {
+        let got = model.params().get(name).as_tensor().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let want: Vec<f32> = serde_json::from_value(want.clone()).unwrap();
+        let worst = got.iter().zip(&want).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+        assert!(worst < 1e-4, "{name}: final weights differ from torch by {worst}");
+    }
+}
