@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
 
+use crate::data::tag_columns::{read_tag_columns, TagColumns};
 use crate::metrics::{
     classification_report, evaluate, MetricsError, Mode, Report, SeqevalJson, StrictScheme, ZeroDivision,
 };
@@ -82,7 +83,7 @@ fn score_file(args: &EvalArgs) -> anyhow::Result<String> {
     let mode = resolve_mode(args.mode, args.scheme)?;
     let path = &args.file;
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let tagged = parse_tagged(&text, path)?;
+    let tagged = read_tag_columns(&text, path)?;
     let zero_division = match args.zero_division {
         ZeroDivisionArg::Zero => ZeroDivision::Zero,
         ZeroDivisionArg::One => ZeroDivision::One,
@@ -112,71 +113,11 @@ fn render(report: &Report, format: FormatArg) -> String {
     }
 }
 
-/// The tag columns of a CoNLL-style file, sentence by sentence.
-#[derive(Debug, Default, PartialEq)]
-struct TaggedFile {
-    gold: Vec<Vec<String>>,
-    predicted: Vec<Vec<String>>,
-    /// Line number (from 1) of each sentence's first token.
-    first_lines: Vec<usize>,
-    in_sentence: bool,
-}
-
-impl TaggedFile {
-    fn push(&mut self, line: usize, gold: &str, predicted: &str) {
-        if !self.in_sentence {
-            self.gold.push(Vec::new());
-            self.predicted.push(Vec::new());
-            self.first_lines.push(line);
-            self.in_sentence = true;
-        }
-        let last = self.gold.len() - 1;
-        self.gold[last].push(gold.to_owned());
-        self.predicted[last].push(predicted.to_owned());
-    }
-
-    fn end_sentence(&mut self) {
-        self.in_sentence = false;
-    }
-}
-
-/// Reads the last two columns of every non-blank line. All token lines must have the same
-/// number of columns (at least 2), as conlleval.pl requires.
-fn parse_tagged(text: &str, path: &Path) -> anyhow::Result<TaggedFile> {
-    let mut tagged = TaggedFile::default();
-    let mut columns: Option<(usize, usize)> = None;
-    for (index, line) in text.lines().enumerate() {
-        let number = index + 1;
-        let fields: Vec<&str> = crate::store::conll_fields(line);
-        if fields.is_empty() || fields[0] == "-DOCSTART-" {
-            tagged.end_sentence();
-            continue;
-        }
-        let at = || format!("{}:{number}", path.display());
-        match columns {
-            _ if fields.len() < 2 => {
-                bail!("{}: expected at least 2 columns (.. gold tag, predicted tag), found 1", at())
-            }
-            Some((expected, first)) if fields.len() != expected => {
-                bail!("{}: expected {expected} columns like line {first}, found {}", at(), fields.len())
-            }
-            None => columns = Some((fields.len(), number)),
-            Some(_) => {}
-        }
-        let n = fields.len();
-        tagged.push(number, fields[n - 2], fields[n - 1]);
-    }
-    if tagged.gold.is_empty() {
-        bail!("{}: no token lines", path.display());
-    }
-    Ok(tagged)
-}
-
 /// Points a tag error at its file line.
-fn locate(err: MetricsError, tagged: &TaggedFile, path: &Path) -> anyhow::Error {
+fn locate(err: MetricsError, tagged: &TagColumns, path: &Path) -> anyhow::Error {
     match err {
         MetricsError::Tag { side, sentence, token, source } => {
-            let line = tagged.first_lines[sentence] + token;
+            let line = tagged.line_of(sentence, token);
             anyhow!(source).context(format!("{}:{line}: {side} tag", path.display()))
         }
         other => anyhow!(other).context(path.display().to_string()),
@@ -187,40 +128,9 @@ fn locate(err: MetricsError, tagged: &TaggedFile, path: &Path) -> anyhow::Error 
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> anyhow::Result<TaggedFile> {
-        parse_tagged(text, Path::new("x.conll"))
-    }
-
-    #[test]
-    fn blank_lines_and_docstart_separate_sentences() {
-        let text = "-DOCSTART- -X- O O\n\nEU B-ORG B-ORG\nrejects O O\n\n\n\nPeter B-PER I-PER\r\n";
-        let tagged = parse(text).unwrap();
-        assert_eq!(tagged.gold, vec![vec!["B-ORG", "O"], vec!["B-PER"]]);
-        assert_eq!(tagged.predicted[1], vec!["I-PER"]);
-        assert_eq!(tagged.first_lines, vec![3, 8]);
-    }
-
-    #[test]
-    fn a_line_with_one_column_is_located() {
-        let err = parse("a O O\nb\n").unwrap_err();
-        assert_eq!(err.to_string(), "x.conll:2: expected at least 2 columns (.. gold tag, predicted tag), found 1");
-    }
-
-    #[test]
-    fn column_counts_must_agree() {
-        let err = parse("a NN O O\n\nb O O\n").unwrap_err();
-        assert_eq!(err.to_string(), "x.conll:3: expected 4 columns like line 1, found 3");
-    }
-
-    #[test]
-    fn a_file_without_tokens_is_an_error() {
-        let err = parse("\n-DOCSTART- O O\n\n").unwrap_err();
-        assert_eq!(err.to_string(), "x.conll: no token lines");
-    }
-
     #[test]
     fn tag_errors_point_at_the_line() {
-        let tagged = parse("a O O\n\nb B-PER B-PER\nc O E-PER\n").unwrap();
+        let tagged = read_tag_columns("a O O\n\nb B-PER B-PER\nc O E-PER\n", Path::new("x.conll")).unwrap();
         let mode = Mode::Strict(StrictScheme::Iob2);
         let err = evaluate(&tagged.gold, &tagged.predicted, mode, ZeroDivision::Zero)
             .map_err(|e| locate(e, &tagged, Path::new("x.conll")))

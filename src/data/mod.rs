@@ -3,7 +3,8 @@
 //! Loaders (`conll`, `spans`, `brackets`, `hub`) turn files into a [`Corpus`] of sentences with
 //! word-level entity spans; `words` is the reference notebook's span-to-word rule; `scheme`
 //! tags and decodes; `split` reproduces 🤗 datasets' `train_test_split` through `numpy_rng`;
-//! `audit` and `stats` describe a corpus for `nergrid data inspect`; `config` is the
+//! `audit` and `stats` describe a corpus for `nergrid data inspect`; `tag_columns` reads the
+//! gold/predicted columns `nergrid eval` scores; `config` is the
 //! `[datasets.<alias>]` table that ties them together.
 
 pub mod audit;
@@ -19,6 +20,7 @@ pub mod scheme;
 pub mod spans;
 pub mod split;
 pub mod stats;
+pub mod tag_columns;
 pub mod words;
 
 #[cfg(test)]

@@ -12,19 +12,6 @@ use super::result::{EpochRow, RunResult, RunStatus};
 use super::StoreError;
 use crate::plan::RunSpec;
 
-/// The columns of a line of `predictions.conll` (or any CoNLL-style file): split on tabs when
-/// the line has one, so tags whose type contains spaces (`B-Body Structure`) survive, else on
-/// whitespace. A blank line gives no columns.
-pub fn conll_fields(line: &str) -> Vec<&str> {
-    if line.trim().is_empty() {
-        Vec::new()
-    } else if line.contains('\t') {
-        line.split('\t').map(str::trim).collect()
-    } else {
-        line.split_whitespace().collect()
-    }
-}
-
 /// What the store knows about one run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunState {
@@ -233,17 +220,5 @@ impl Store {
                 (id, state)
             })
             .collect())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::conll_fields;
-
-    #[test]
-    fn tabs_keep_spaces_inside_tags() {
-        assert_eq!(conll_fields("ont\tB-Body Structure\tO"), ["ont", "B-Body Structure", "O"]);
-        assert_eq!(conll_fields("word  B-X   I-X"), ["word", "B-X", "I-X"]);
-        assert!(conll_fields("  \t ").is_empty());
     }
 }

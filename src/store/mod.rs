@@ -9,7 +9,7 @@ mod time;
 use std::path::PathBuf;
 
 pub use atomic::write_atomic;
-pub use layout::{conll_fields, RunState, Store};
+pub use layout::{RunState, Store};
 pub use predictions::{format_predictions, parse_predictions, TaggedSentence};
 pub use result::{ClassScores, EpochRow, RunResult, RunStatus, Scores, Timings, ToolInfo};
 pub use time::{now_rfc3339, rfc3339};

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use super::layout::conll_fields;
 use super::StoreError;
+use crate::data::tag_columns::conll_fields;
 
 /// One test sentence with its gold and predicted tags.
 #[derive(Debug, Clone, PartialEq, Default)]
