@@ -519,6 +519,7 @@ fn check_markdown_and_plots(root: &Path) {
         assert!(md.contains(section), "report.md lacks {section:?}\n{md}");
     }
     assert!(!md.contains("DRY RUN"));
+    assert!(!md.contains("dry_run"), "a store without dry runs shows no dry_run column\n{md}");
     let mut svgs: Vec<String> = fs::read_dir(root.join("plots"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -55,10 +55,12 @@ pub fn report(
     for w in &inputs.warnings {
         md.push_str(&format!("- warning: {w}\n"));
     }
+    // The dry_run key column says something only when a store mixes dry and trained runs.
+    let mixed = inputs.any_dry_run() && inputs.results.iter().any(|r| !r.dry_run);
     md.push_str("## Test F1 by learning rate (mean over seeds and other axes)\n\n");
-    md.push_str(&table(pivot, 4));
+    md.push_str(&table(&shown_columns(pivot, mixed)?, 4));
     md.push_str("\n## Summary over seeds (test set)\n\n");
-    let short = summary.select(summary_columns(summary))?;
+    let short = shown_columns(&summary.select(summary_columns(summary))?, mixed)?;
     md.push_str(&table(&short, 4));
     md.push_str("\nAll statistics: `summary.csv`. Every run: `runs.csv`.\n\n");
     md.push_str(study);
@@ -77,6 +79,14 @@ pub fn report(
         }
     }
     Ok(md)
+}
+
+/// `frame` without its dry_run column unless the store mixes dry and trained runs.
+fn shown_columns(frame: &DataFrame, mixed: bool) -> PolarsResult<DataFrame> {
+    match mixed || frame.column("dry_run").is_err() {
+        true => Ok(frame.clone()),
+        false => frame.drop("dry_run"),
+    }
 }
 
 fn summary_columns(summary: &DataFrame) -> Vec<String> {
@@ -326,4 +336,18 @@ fn plots_section(v: &StudyView<'_, '_>) -> String {
         md.push_str(&format!("![{}]({})\n\n", p.title, p.file));
     }
     md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_run_column_is_shown_only_for_a_mixed_store() {
+        let frame = df!("model" => ["a", "b"], "dry_run" => [false, true], "lr=1e-4" => [0.5, 0.6]).unwrap();
+        assert_eq!(shown_columns(&frame, true).unwrap().get_column_names(), ["model", "dry_run", "lr=1e-4"]);
+        assert_eq!(shown_columns(&frame, false).unwrap().get_column_names(), ["model", "lr=1e-4"]);
+        let plain = frame.drop("dry_run").unwrap();
+        assert_eq!(shown_columns(&plain, false).unwrap().get_column_names(), ["model", "lr=1e-4"]);
+    }
 }
