@@ -5,6 +5,7 @@
 //! `metrics` (seqeval-compatible). `store` owns the results layout, `report` reads only the
 //! store, `cli` wires everything together.
 
+pub mod atomic;
 pub mod cli;
 pub mod data;
 pub mod metrics;

@@ -9,7 +9,6 @@ use super::head::TokenClassifier;
 use super::load::ModelFiles;
 use candle_core::Tensor;
 use serde_json::{json, Map, Value};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Errors writing a model directory.
@@ -143,14 +142,9 @@ fn write_tokenizer(tokenizer: &tokenizers::Tokenizer, path: &Path) -> Result<(),
     write_atomic(path, text.as_bytes())
 }
 
-/// Writes `bytes` to a temporary file beside `path`, syncs it and renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let tmp = path.with_extension("tmp");
-    let io = |source| ExportError::Io { path: path.to_path_buf(), source };
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+/// [`crate::atomic::write_atomic`] with the path in an [`ExportError`].
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    crate::atomic::write_atomic(path, bytes).map_err(|source| ExportError::Io { path: path.to_path_buf(), source })
 }
 
 #[cfg(test)]

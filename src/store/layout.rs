@@ -6,11 +6,15 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::atomic::write_atomic;
 use super::predictions::{format_predictions, parse_predictions, TaggedSentence};
 use super::result::{EpochRow, RunResult, RunStatus};
 use super::StoreError;
 use crate::plan::RunSpec;
+
+/// [`crate::atomic::write_atomic`] with the path in a [`StoreError`].
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    crate::atomic::write_atomic(path, bytes).map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
+}
 
 /// What the store knows about one run.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,5 @@
 //! Store: the results directory layout, crash-safe writes, and run states for resume.
 
-mod atomic;
 mod layout;
 mod predictions;
 mod result;
@@ -8,8 +7,7 @@ mod time;
 
 use std::path::PathBuf;
 
-pub use atomic::write_atomic;
-pub use layout::{RunState, Store};
+pub use layout::{write_atomic, RunState, Store};
 pub use predictions::{format_predictions, parse_predictions, TaggedSentence};
 pub use result::{ClassScores, EpochRow, RunResult, RunStatus, Scores, Timings, ToolInfo};
 pub use time::{now_rfc3339, rfc3339};

@@ -1,16 +1,16 @@
 //! Crash-safe file writes: temp file in the same directory, fsync, rename, fsync the directory.
+//! Used by `store` for results and by `model` for exported models; each names the path in its
+//! own error type.
 
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::StoreError;
-
-/// Writes `bytes` to `path` so that readers see either the old file or the whole new one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+/// Writes `bytes` to `path` (creating its directory) so that readers see either the old file
+/// or the whole new one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io)?;
+    fs::create_dir_all(dir)?;
     let tmp = temp_path(path);
     let result = (|| {
         let mut file = File::create(&tmp)?;
@@ -26,7 +26,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(io)
+    result
 }
 
 /// `.NAME.tmp.PID` beside the target; never matched by readers of the real name.
