@@ -145,6 +145,36 @@ fn y_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
 }
 
 /// Tick label at whole numbers only (the f64 axis may place ticks between them).
+/// The x axis of a chart: its range, how many ticks, the labels of whole positions.
+struct Axis<'l> {
+    range: std::ops::Range<f64>,
+    ticks: usize,
+    label: &'l dyn Fn(usize) -> Option<String>,
+    desc: &'static str,
+}
+
+/// The chart's coordinates and mesh in `plot`: `x` as given, `y` a score range.
+fn chart_axes<'a, 'b>(
+    plot: &'a Area<'b>,
+    x: Axis<'_>,
+    y: std::ops::Range<f64>,
+    y_desc: &str,
+) -> PlotResult<ChartCtx<'a, 'b>> {
+    let mut ctx =
+        ChartBuilder::on(plot).margin(16).x_label_area_size(50).y_label_area_size(64).build_cartesian_2d(x.range, y)?;
+    ctx.configure_mesh()
+        .disable_x_mesh()
+        .x_labels(x.ticks)
+        .x_label_formatter(&|v| whole_label(*v, x.label))
+        .y_label_formatter(&|v| format!("{v:.2}"))
+        .x_desc(x.desc)
+        .y_desc(y_desc)
+        .label_style(("sans-serif", 15))
+        .max_light_lines(1)
+        .draw()?;
+    Ok(ctx)
+}
+
 fn whole_label(v: f64, labels: &dyn Fn(usize) -> Option<String>) -> String {
     let r = v.round();
     if (v - r).abs() > 1e-6 || r < 0.0 {
@@ -191,22 +221,9 @@ fn render_epochs(
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let (plot, legend) = layout(&root, &title)?;
-        let mut ctx = ChartBuilder::on(&plot)
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.5..max_epoch + 0.5, ys)?;
         let label = |e: usize| (e >= 1).then(|| e.to_string());
-        ctx.configure_mesh()
-            .disable_x_mesh()
-            .x_labels(2 * max_epoch as usize + 2)
-            .x_label_formatter(&|v| whole_label(*v, &label))
-            .y_label_formatter(&|v| format!("{v:.2}"))
-            .x_desc("epoch")
-            .y_desc("validation F1 (seqeval micro)")
-            .label_style(("sans-serif", 15))
-            .max_light_lines(1)
-            .draw()?;
+        let x = Axis { range: 0.5..max_epoch + 0.5, ticks: 2 * max_epoch as usize + 2, label: &label, desc: "epoch" };
+        let mut ctx = chart_axes(&plot, x, ys, "validation F1 (seqeval micro)")?;
         let mut entries: Vec<(String, RGBColor)> = Vec::new();
         let mut labelled = Vec::new();
         for RunLine { rate_index: i, rate, points } in &lines {
@@ -295,22 +312,14 @@ fn render_lr(chart: &Chart<'_, '_>, taken: &mut Vec<String>) -> PlotResult<Plot>
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let (plot, legend) = layout(&root, &title)?;
-        let mut ctx = ChartBuilder::on(&plot)
-            .margin(16)
-            .x_label_area_size(50)
-            .y_label_area_size(64)
-            .build_cartesian_2d(-0.5..rates.len() as f64 - 0.5, ys)?;
         let label = |i: usize| rates.get(i).cloned();
-        ctx.configure_mesh()
-            .disable_x_mesh()
-            .x_labels(4 * rates.len() + 2)
-            .x_label_formatter(&|v| whole_label(*v, &label))
-            .y_label_formatter(&|v| format!("{v:.2}"))
-            .x_desc("learning rate")
-            .y_desc("test F1 (mean ± std over seeds; dots: seeds)")
-            .label_style(("sans-serif", 15))
-            .max_light_lines(1)
-            .draw()?;
+        let x = Axis {
+            range: -0.5..rates.len() as f64 - 0.5,
+            ticks: 4 * rates.len() + 2,
+            label: &label,
+            desc: "learning rate",
+        };
+        let mut ctx = chart_axes(&plot, x, ys, "test F1 (mean ± std over seeds; dots: seeds)")?;
         let width = 0.5 / series.len().max(1) as f64;
         for (k, s) in series.iter().enumerate() {
             draw_lr_series(&mut ctx, s, color(k), (k as f64 - (series.len() - 1) as f64 / 2.0) * width)?;
@@ -323,7 +332,7 @@ fn render_lr(chart: &Chart<'_, '_>, taken: &mut Vec<String>) -> PlotResult<Plot>
     Ok(Plot { file, title, svg })
 }
 
-type LrContext<'a, 'b> = ChartContext<
+type ChartCtx<'a, 'b> = ChartContext<
     'a,
     SVGBackend<'b>,
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
@@ -331,7 +340,7 @@ type LrContext<'a, 'b> = ChartContext<
 
 /// Mean line, ± std bars with caps, and the seeds as hollow circles, shifted by `dx` so
 /// series at the same rate do not hide each other.
-fn draw_lr_series(ctx: &mut LrContext<'_, '_>, s: &LrSeries, c: RGBColor, dx: f64) -> PlotResult<()> {
+fn draw_lr_series(ctx: &mut ChartCtx<'_, '_>, s: &LrSeries, c: RGBColor, dx: f64) -> PlotResult<()> {
     let at = |x: usize| x as f64 + dx;
     let line = s.points.iter().map(|(x, m, _, _)| (at(*x), *m));
     ctx.draw_series(LineSeries::new(line, c.stroke_width(2)))?;
