@@ -490,24 +490,22 @@ fn gradient_accumulation_matches_the_full_batch() {
     assert!((full.epochs[0].val_loss - split.epochs[0].val_loss).abs() < 1e-4);
 }
 
+/// Trains on toy sentences `train` with no validation or test split.
+fn train_only(
+    dir: &Path,
+    cfg: &TrainConfig,
+    train: std::ops::Range<usize>,
+) -> Result<train::TrainOutcome, train::TrainError> {
+    let mut on_event = |_| {};
+    train::train(dir, &toy_labels(), &toy_corpus(train), &[], &[], cfg, &Device::Cpu, &entity_scores, &mut on_event)
+}
+
 #[test]
 fn a_diverging_run_stops_with_non_finite_loss() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model_dir(tmp.path());
     let cfg = TrainConfig { epochs: 1, learning_rate: 1e30, ..toy_config(8) };
-    let mut on_event = |_| {};
-    let err = train::train(
-        &dir,
-        &toy_labels(),
-        &toy_corpus(0..64),
-        &[],
-        &[],
-        &cfg,
-        &Device::Cpu,
-        &entity_scores,
-        &mut on_event,
-    )
-    .unwrap_err();
+    let err = train_only(&dir, &cfg, 0..64).unwrap_err();
     assert!(matches!(err, train::TrainError::NonFiniteLoss { epoch: 1, .. }), "{err}");
     assert!(err.to_string().starts_with("non-finite loss or gradient at epoch 1, step "), "{err}");
 }
@@ -517,19 +515,7 @@ fn max_length_beyond_the_positions_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model_dir(tmp.path());
     let cfg = TrainConfig { max_length: 65, ..toy_config(1) };
-    let mut on_event = |_| {};
-    let err = train::train(
-        &dir,
-        &toy_labels(),
-        &toy_corpus(0..4),
-        &[],
-        &[],
-        &cfg,
-        &Device::Cpu,
-        &entity_scores,
-        &mut on_event,
-    )
-    .unwrap_err();
+    let err = train_only(&dir, &cfg, 0..4).unwrap_err();
     assert_eq!(err.to_string(), "invalid training settings: max_length 65 exceeds the model's 64 positions");
 }
 
