@@ -43,6 +43,7 @@ fn sweep(slots: usize) -> (f64, usize) {
         timeout: Some(Duration::from_secs(60)),
         launch: WorkerLaunch {
             exe: env!("CARGO_BIN_EXE_nergrid").into(),
+            cuda_exe: env!("CARGO_BIN_EXE_nergrid").into(),
             spec: spec_path,
             trainer: TrainerChoice::DryRun,
         },

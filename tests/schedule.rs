@@ -60,6 +60,7 @@ impl Sweep {
         cmd.args(["run", "--dry-run"]).arg(self.spec()).args(args);
         cmd.env("NERGRID_TEST_TRAINER", self.dir.path().join("script.json"));
         cmd.env_remove("NERGRID_FAKE_CUDA_DEVICES").env_remove("CUDA_VISIBLE_DEVICES").env_remove("NO_COLOR");
+        cmd.env_remove("NERGRID_CUDA_WORKER");
         cmd
     }
 
@@ -349,6 +350,78 @@ fn fake_gpus_get_two_runs_each_and_see_only_their_device() {
     assert_eq!(code, Some(2), "{text}");
     assert!(text.contains("unknown devices \"gpu\""), "{text}");
     assert_eq!(sweep.executions("start").len(), 16);
+}
+
+/// Whether this machine's NVIDIA driver lists a GPU (as the scheduler checks it).
+fn machine_has_gpu() -> bool {
+    let listed = fs::read_dir("/proc/driver/nvidia/gpus").map(|d| d.count() > 0).unwrap_or(false);
+    let node = |e: fs::DirEntry| {
+        e.file_name()
+            .to_str()
+            .and_then(|n| n.strip_prefix("nvidia"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    listed || fs::read_dir("/dev").map(|d| d.flatten().any(node)).unwrap_or(false)
+}
+
+/// A stand-in for the `nergrid-cuda` worker binary: logs its arguments, then runs the real
+/// worker (the CPU build, which the test trainer makes device-agnostic).
+fn fake_cuda_worker(sweep: &Sweep) -> (PathBuf, PathBuf) {
+    let (exe, calls) = (sweep.dir.path().join("nergrid-cuda"), sweep.dir.path().join("cuda-calls.log"));
+    let script = format!(
+        "#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n",
+        calls.display(),
+        assert_cmd::cargo::cargo_bin("nergrid").display()
+    );
+    fs::write(&exe, script).unwrap();
+    fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (exe, calls)
+}
+
+#[test]
+fn gpu_runs_go_to_the_cuda_worker_binary_and_cpu_runs_stay_in_this_one() {
+    let grid = "models = [\"a\"]\nlearning_rates = [1e-5]\nseeds = [1]";
+    let sweep = Sweep::new(grid, "", json!({"default": {"sleep_ms": 10}}));
+    let (exe, calls) = fake_cuda_worker(&sweep);
+    let out =
+        sweep.command(&[]).env("NERGRID_FAKE_CUDA_DEVICES", "1").env("NERGRID_CUDA_WORKER", &exe).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let logged = fs::read_to_string(&calls).unwrap();
+    assert_eq!(logged.lines().count(), 2, "one GPU worker per run: {logged}");
+    assert!(logged.lines().all(|l| l.starts_with("worker ") && l.contains("--device cuda:0")), "{logged}");
+
+    fs::remove_file(&calls).unwrap();
+    let out = sweep.command(&["--force", "--devices", "cpu"]).env("NERGRID_CUDA_WORKER", &exe).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!calls.exists(), "a CPU run started the CUDA worker");
+    assert_eq!(sweep.executions("end").len(), 4);
+}
+
+#[test]
+fn with_a_cuda_worker_but_no_gpu_auto_falls_back_and_cuda_is_refused_in_one_line() {
+    let grid = "models = [\"a\"]\nlearning_rates = [1e-5]\nseeds = [1]";
+    let sweep = Sweep::new(grid, "", json!({"default": {"sleep_ms": 10}}));
+    let (exe, calls) = fake_cuda_worker(&sweep);
+    let out = sweep.command(&["--devices", "cuda:0"]).env("NERGRID_CUDA_WORKER", &exe).output().unwrap();
+    let text = stderr(&out);
+    if machine_has_gpu() {
+        assert!(out.status.success(), "{text}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "{text}");
+    assert!(errors[0].starts_with("error: devices: cuda:0: no CUDA device is visible"), "{text}");
+    assert!(!text.contains("panicked") && !text.contains("shared librar"), "{text}");
+    assert!(!sweep.results().join("runs").exists(), "nothing ran");
+
+    let out = sweep.command(&["--devices", "auto"]).env("NERGRID_CUDA_WORKER", &exe).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!calls.exists(), "no GPU: the CUDA worker must not start");
+    for id in sweep.plan_ids() {
+        let log = fs::read_to_string(sweep.results().join("runs").join(&id).join("log.txt")).unwrap();
+        assert!(log.contains("device: cpu (no NVIDIA GPU found"), "{log}");
+    }
 }
 
 #[test]

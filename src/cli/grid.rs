@@ -9,7 +9,8 @@ use super::{EXIT_FAILED, EXIT_USAGE};
 use crate::plan::{expand, parse_shard, select, Plan, RunSpec};
 use crate::progress::stderr_renderer;
 use crate::schedule::{
-    layout, run_schedule, DeviceEnv, LockConfig, ScheduleOptions, SweepSummary, TrainerChoice, WorkerLaunch,
+    cuda_worker_exe, layout, run_schedule, DeviceEnv, LockConfig, ScheduleOptions, SweepSummary, TrainerChoice,
+    WorkerLaunch,
 };
 use crate::spec::{self, parse_devices, Spec, SpecLoadError};
 use crate::store::Store;
@@ -220,7 +221,12 @@ fn schedule_options(args: &RunArgs, spec: &Spec, trainer: TrainerChoice) -> anyh
         layout,
         retries: spec.schedule.retries,
         timeout: spec.schedule.timeout_secs.map(std::time::Duration::from_secs),
-        launch: WorkerLaunch { exe, spec: args.spec.clone(), trainer },
+        launch: WorkerLaunch {
+            cuda_exe: cuda_worker_exe().unwrap_or_else(|| exe.clone()),
+            exe,
+            spec: args.spec.clone(),
+            trainer,
+        },
         lock: LockConfig::from_env(),
     }))
 }

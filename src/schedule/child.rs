@@ -30,7 +30,11 @@ pub enum TrainerChoice {
 /// How to start workers: the `nergrid` executable and the spec they load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WorkerLaunch {
+    /// The executable of CPU workers (the scheduler's own).
     pub exe: PathBuf,
+    /// The executable of GPU workers: the scheduler's own when it was built with CUDA, else the
+    /// `nergrid-cuda` worker beside it (see `devices::cuda_worker_exe`).
+    pub cuda_exe: PathBuf,
     pub spec: PathBuf,
     pub trainer: TrainerChoice,
 }
@@ -91,7 +95,11 @@ fn worker_command(launch: &WorkerLaunch, order: &WorkerOrder<'_>, log_path: &Pat
         std::fs::create_dir_all(dir)?;
     }
     let log = OpenOptions::new().create(true).append(true).open(log_path)?;
-    let mut cmd = Command::new(&launch.exe);
+    let exe = match order.device {
+        Device::Cpu => &launch.exe,
+        Device::Cuda { .. } => &launch.cuda_exe,
+    };
+    let mut cmd = Command::new(exe);
     cmd.arg("worker").arg(&launch.spec);
     cmd.args(["--index", &order.run.index.to_string(), "--id", &order.run.id, "--device", &order.device.label()]);
     cmd.args(["--attempt", &order.attempt.to_string(), "--grad-accum", &order.grad_accum.to_string()]);

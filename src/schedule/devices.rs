@@ -44,15 +44,54 @@ pub fn trainer_device(label: &str) -> &'static str {
     }
 }
 
-/// The log line saying where a worker trains, and why on the CPU when the build has no CUDA.
-pub fn device_note(label: &str, cuda_visible_devices: &str, cuda_feature: bool) -> String {
-    match label {
-        "cpu" if !cuda_feature => {
-            "device: cpu (this build has no CUDA support: built without the `cuda` feature)".to_string()
+/// Why a CPU run is on the CPU, for its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CudaAvailability {
+    /// Neither this binary nor a `nergrid-cuda` worker beside it can use CUDA.
+    NotBuilt,
+    /// CUDA code is there, but the NVIDIA driver lists no GPU.
+    NoGpu,
+    /// GPUs exist; the CPU was chosen.
+    Present,
+}
+
+impl CudaAvailability {
+    /// This process's view: the build (or its CUDA worker) and the driver's GPU list.
+    pub fn detect() -> Self {
+        if !(cfg!(feature = "cuda") || cuda_worker_exe().is_some()) {
+            CudaAvailability::NotBuilt
+        } else if nvidia_gpu_count().is_none() {
+            CudaAvailability::NoGpu
+        } else {
+            CudaAvailability::Present
         }
-        "cpu" => "device: cpu".to_string(),
-        gpu => format!("device: {gpu} (CUDA_VISIBLE_DEVICES={cuda_visible_devices}, trains on cuda:0)"),
     }
+}
+
+/// The log line saying where a worker trains, and why on the CPU when there is no GPU to use.
+pub fn device_note(label: &str, cuda_visible_devices: &str, cuda: CudaAvailability) -> String {
+    match (label, cuda) {
+        ("cpu", CudaAvailability::NotBuilt) => {
+            "device: cpu (this build has no CUDA support: build the GPU worker with `make cuda`)".to_string()
+        }
+        ("cpu", CudaAvailability::NoGpu) => {
+            "device: cpu (no NVIDIA GPU found: the driver lists none in /proc/driver/nvidia/gpus)".to_string()
+        }
+        ("cpu", CudaAvailability::Present) => "device: cpu".to_string(),
+        (gpu, _) => format!("device: {gpu} (CUDA_VISIBLE_DEVICES={cuda_visible_devices}, trains on cuda:0)"),
+    }
+}
+
+/// The binary that runs GPU workers: this one when it was built with CUDA, else
+/// `NERGRID_CUDA_WORKER`, else `nergrid-cuda` beside this executable (what `make cuda` builds).
+/// `None` when there is no such file.
+pub fn cuda_worker_exe() -> Option<std::path::PathBuf> {
+    if cfg!(feature = "cuda") {
+        return std::env::current_exe().ok();
+    }
+    let named = std::env::var_os("NERGRID_CUDA_WORKER").filter(|v| !v.is_empty()).map(std::path::PathBuf::from);
+    let beside = || std::env::current_exe().ok().map(|exe| exe.with_file_name("nergrid-cuda"));
+    named.or_else(beside).filter(|p| p.is_file())
 }
 
 /// What the machine offers.
@@ -75,16 +114,28 @@ impl DeviceEnv {
         let fake = std::env::var("NERGRID_FAKE_CUDA_DEVICES").ok().and_then(|v| v.trim().parse::<usize>().ok());
         let (cuda_built, cuda_count) = match fake {
             Some(n) => (true, Some(n)),
-            None if cfg!(feature = "cuda") => (true, nvidia_gpu_count()),
+            None if cfg!(feature = "cuda") || cuda_worker_exe().is_some() => {
+                (true, Some(nvidia_gpu_count().unwrap_or(0)))
+            }
             None => (false, Some(0)),
         };
         DeviceEnv { cuda_visible_devices, cuda_count, cuda_built, cores }
     }
 }
 
-/// GPUs the NVIDIA driver lists, without creating a CUDA context in the scheduler.
+/// GPUs the NVIDIA driver lists (`/proc/driver/nvidia/gpus`, else its `/dev/nvidiaN` nodes),
+/// without loading CUDA or creating a context in the scheduler; `None` when it lists none.
 fn nvidia_gpu_count() -> Option<usize> {
-    std::fs::read_dir("/proc/driver/nvidia/gpus").ok().map(|d| d.count()).filter(|&n| n > 0)
+    let proc_gpus = std::fs::read_dir("/proc/driver/nvidia/gpus").map(|d| d.count()).unwrap_or(0);
+    let dev_nodes = || {
+        let is_gpu = |name: &str| {
+            name.strip_prefix("nvidia").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        };
+        std::fs::read_dir("/dev")
+            .map(|d| d.filter_map(Result::ok).filter(|e| e.file_name().to_str().is_some_and(is_gpu)).count())
+            .unwrap_or(0)
+    };
+    Some(if proc_gpus > 0 { proc_gpus } else { dev_nodes() }).filter(|&n| n > 0)
 }
 
 /// The CUDA devices a process sees, as the entries a child's `CUDA_VISIBLE_DEVICES` can name.
@@ -151,7 +202,16 @@ fn cuda(ordinal: usize, visible: &[String]) -> Device {
 
 fn pick_cuda(ordinals: &[usize], visible: &[String], cuda_built: bool) -> Result<Vec<Device>, String> {
     if !cuda_built {
-        return Err("this build has no CUDA support (build with `--features cuda`, or use `--devices cpu`)".into());
+        return Err(
+            "this build has no CUDA support (build the GPU worker with `make cuda`, or use `--devices cpu`)".into()
+        );
+    }
+    if visible.is_empty() {
+        return Err(format!(
+            "cuda:{}: no CUDA device is visible (no NVIDIA driver or GPU on this machine, or CUDA_VISIBLE_DEVICES \
+             is empty); use `--devices auto` to fall back to the CPU",
+            ordinals.first().copied().unwrap_or(0)
+        ));
     }
     match ordinals.iter().find(|&&o| o >= visible.len()) {
         Some(bad) => Err(format!("cuda:{bad}: only {} CUDA device(s) are visible", visible.len())),
@@ -219,6 +279,9 @@ mod tests {
         assert!(err.contains("cuda:4: only 4"), "{err}");
         let err = layout(&DeviceSelection::Cuda(vec![0]), 1, None, &env(None, Some(0), false, 8)).unwrap_err();
         assert!(err.contains("no CUDA support"), "{err}");
+        let err = layout(&DeviceSelection::Cuda(vec![0]), 1, None, &env(None, Some(0), true, 8)).unwrap_err();
+        assert!(err.starts_with("cuda:0: no CUDA device is visible"), "{err}");
+        assert!(!err.contains('\n'), "one line: {err}");
     }
 
     #[test]
@@ -236,9 +299,13 @@ mod tests {
 
     #[test]
     fn the_log_says_why_a_run_is_on_the_cpu() {
-        assert!(device_note("cpu", "", false).contains("no CUDA support"));
-        assert_eq!(device_note("cpu", "", true), "device: cpu");
-        assert_eq!(device_note("cuda:1", "5", true), "device: cuda:1 (CUDA_VISIBLE_DEVICES=5, trains on cuda:0)");
+        assert!(device_note("cpu", "", CudaAvailability::NotBuilt).contains("make cuda"));
+        assert!(device_note("cpu", "", CudaAvailability::NoGpu).contains("no NVIDIA GPU found"));
+        assert_eq!(device_note("cpu", "", CudaAvailability::Present), "device: cpu");
+        assert_eq!(
+            device_note("cuda:1", "5", CudaAvailability::Present),
+            "device: cuda:1 (CUDA_VISIBLE_DEVICES=5, trains on cuda:0)"
+        );
     }
 
     #[test]
