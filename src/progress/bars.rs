@@ -16,6 +16,8 @@ pub struct BarProgress {
     multi: MultiProgress,
     grid: ProgressBar,
     runs: HashMap<String, ProgressBar>,
+    /// The last validation F1 of each run, shown until the next epoch's.
+    last_val: HashMap<String, f64>,
     run_style: ProgressStyle,
     lines: PlainProgress,
     done: usize,
@@ -43,6 +45,7 @@ impl BarProgress {
             multi,
             grid,
             runs: HashMap::new(),
+            last_val: HashMap::new(),
             run_style: style(run_template),
             lines: PlainProgress::new(),
             done: 0,
@@ -89,9 +92,13 @@ impl Render for BarProgress {
             }
             SweepEvent::Progress { id, progress } => {
                 if let Some(bar) = self.runs.get(id) {
+                    if let Some(f1) = progress.val_f1 {
+                        self.last_val.insert(id.clone(), f1);
+                    }
+                    let shown = RunProgress { val_f1: self.last_val.get(id).copied(), ..progress.clone() };
                     bar.set_length(progress.steps as u64);
                     bar.set_position(progress.step as u64);
-                    bar.set_message(run_message(progress));
+                    bar.set_message(run_message(&shown));
                 }
             }
             SweepEvent::RunFinished { id, status, .. } | SweepEvent::FinishedElsewhere { id, status, .. } => {
@@ -116,7 +123,7 @@ impl Render for BarProgress {
     }
 }
 
-/// The text of a run's bar: `epoch 2/5 loss 0.1234 val_f1 0.8123`.
+/// The text of a run's bar: `epoch 2/5 loss 0.1234 val_f1 0.8123` (the last validation F1).
 pub fn run_message(p: &RunProgress) -> String {
     let f1 = p.val_f1.map_or("-".into(), |f| format!("{f:.4}"));
     format!("epoch {}/{} loss {:.4} val_f1 {f1}", p.epoch, p.epochs, p.loss)

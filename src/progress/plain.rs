@@ -155,11 +155,19 @@ mod tests {
             },
             SweepEvent::Progress {
                 id: "a".into(),
-                progress: RunProgress { epoch: 1, epochs: 2, step: 10, steps: 10, loss: 0.25, val_f1: Some(0.7) },
+                progress: RunProgress { epoch: 1, epochs: 2, step: 5, steps: 10, loss: 0.25, val_f1: Some(0.7) },
             },
             SweepEvent::Progress {
                 id: "a".into(),
-                progress: RunProgress { epoch: 1, epochs: 2, step: 10, steps: 10, loss: 0.25, val_f1: Some(0.7) },
+                progress: RunProgress { epoch: 2, epochs: 2, step: 8, steps: 10, loss: 0.2, val_f1: None },
+            },
+            SweepEvent::Progress {
+                id: "a".into(),
+                progress: RunProgress { epoch: 2, epochs: 2, step: 10, steps: 10, loss: 0.125, val_f1: Some(0.75) },
+            },
+            SweepEvent::Progress {
+                id: "a".into(),
+                progress: RunProgress { epoch: 2, epochs: 2, step: 10, steps: 10, loss: 0.125, val_f1: Some(0.75) },
             },
             finished("a", RunStatus::Done, None),
             finished("b", RunStatus::Failed, Some("loss is NaN\n\x1b[31mat step 3")),
@@ -172,6 +180,7 @@ mod tests {
                 "devices: cuda:0 x2, cuda:1 x1; 4 thread(s) per run",
                 "[0/2] start #0 a on cuda:0 (attempt 2, micro-batch 8, accumulation 2)",
                 "  a epoch 1/2 loss 0.2500 val_f1 0.7000",
+                "  a epoch 2/2 loss 0.1250 val_f1 0.7500",
                 "[1/2] done a test_f1=0.8123 in 1.2s",
                 "[2/2] FAILED (non_finite_loss) b: loss is NaN  [31mat step 3",
             ]

@@ -52,25 +52,22 @@ impl Trainer for CandleTrainer {
         let cfg = train_config(run, ctx.grad_accum)?;
         let device = device(&ctx.device)?;
         let epochs = cfg.epochs;
-        let mut last_val = None;
-        let mut on_event = |e: TrainEvent| match e {
-            TrainEvent::Step { epoch, step, total_steps, loss, .. } => {
-                progress(RunProgress { epoch, epochs, step, steps: total_steps, loss, val_f1: last_val })
+        let mut tracker = ProgressTracker { epochs, ..ProgressTracker::default() };
+        let mut on_event = |e: TrainEvent| {
+            if let Some(p) = tracker.on(&e) {
+                progress(p);
             }
-            TrainEvent::EpochEnd(rec) => {
-                last_val = Some(rec.val.f1);
-                log(format!(
+            match e {
+                TrainEvent::EpochEnd(rec) => log(format!(
                     "epoch {}: train_loss {:.4} val_f1 {:.4} ({:.1}s, {:.0} tokens/s)",
                     rec.epoch, rec.train_loss, rec.val.f1, rec.seconds, rec.tokens_per_sec
-                ));
-            }
-            TrainEvent::Loaded { n_parameters, missing, unexpected } => {
-                log(format!(
+                )),
+                TrainEvent::Loaded { n_parameters, missing, unexpected } => log(format!(
                     "model: {n_parameters} parameters; missing tensors {missing:?}; unexpected tensors {unexpected:?}"
-                ));
+                )),
+                TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
+                _ => {}
             }
-            TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
-            _ => {}
         };
         let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
         let outcome = train::train(&model, &data.labels, &tr, &va, &te, &cfg, &device, &seqeval_scores, &mut on_event)
@@ -85,6 +82,36 @@ impl Trainer for CandleTrainer {
 
 /// Tells the scheduler which failures are out-of-memory (retried with more accumulation) and
 /// which are non-finite losses (never retried).
+/// Turns training events into progress reports: one per step (no validation score yet), and
+/// one when an epoch's validation ends, carrying that epoch's F1.
+#[derive(Debug, Default)]
+struct ProgressTracker {
+    epochs: usize,
+    last_step: usize,
+    steps: usize,
+}
+
+impl ProgressTracker {
+    fn on(&mut self, e: &TrainEvent) -> Option<RunProgress> {
+        let epochs = self.epochs;
+        match e {
+            TrainEvent::Step { epoch, step, total_steps, loss, .. } => {
+                (self.last_step, self.steps) = (*step, *total_steps);
+                Some(RunProgress { epoch: *epoch, epochs, step: *step, steps: *total_steps, loss: *loss, val_f1: None })
+            }
+            TrainEvent::EpochEnd(rec) => Some(RunProgress {
+                epoch: rec.epoch,
+                epochs,
+                step: self.last_step,
+                steps: self.steps,
+                loss: rec.train_loss,
+                val_f1: Some(rec.val.f1),
+            }),
+            _ => None,
+        }
+    }
+}
+
 fn classify(e: TrainError) -> anyhow::Error {
     let message = anyhow::Error::new(e);
     let kind = match message.downcast_ref::<TrainError>() {
@@ -249,7 +276,44 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::PlainProgress;
+    use crate::schedule::SweepEvent;
     use crate::spec::ParamValue;
+    use crate::train::{EpochRecord, EvalScores};
+
+    #[test]
+    fn the_progress_line_of_an_epoch_shows_that_epochs_validation_f1_and_the_last_epoch_is_shown() {
+        let step = |epoch, step| TrainEvent::Step {
+            epoch,
+            step,
+            total_steps: 4,
+            loss: 1.0 / step as f64,
+            learning_rate: 1e-4,
+        };
+        let end = |epoch, f1| {
+            let val = EvalScores { precision: f1, recall: f1, f1, accuracy: f1 };
+            let rec = EpochRecord {
+                epoch,
+                train_loss: 0.5 / epoch as f64,
+                val,
+                val_loss: 0.0,
+                learning_rate: 0.0,
+                seconds: 1.0,
+                eval_seconds: 0.1,
+                tokens_per_sec: 1.0,
+            };
+            TrainEvent::EpochEnd(rec)
+        };
+        let events = [step(1, 1), step(1, 2), end(1, 0.25), step(2, 3), step(2, 4), end(2, 0.5)];
+        let mut tracker = ProgressTracker { epochs: 2, ..ProgressTracker::default() };
+        let mut plain = PlainProgress::new();
+        let lines: Vec<String> = events
+            .iter()
+            .filter_map(|e| tracker.on(e))
+            .filter_map(|progress| plain.line(&SweepEvent::Progress { id: "r".into(), progress }))
+            .collect();
+        assert_eq!(lines, ["  r epoch 1/2 loss 0.5000 val_f1 0.2500", "  r epoch 2/2 loss 0.2500 val_f1 0.5000"]);
+    }
 
     fn run(pairs: &[(&str, ParamValue)]) -> RunSpec {
         let mut params: std::collections::BTreeMap<String, ParamValue> =

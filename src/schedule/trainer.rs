@@ -44,6 +44,8 @@ pub struct RunProgress {
     pub step: usize,
     pub steps: usize,
     pub loss: f64,
+    /// The validation F1 of `epoch`: set only in the report sent when that epoch's validation
+    /// has ended, so a display never shows one epoch's number beside another epoch.
     pub val_f1: Option<f64>,
 }
 
