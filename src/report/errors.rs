@@ -259,7 +259,7 @@ fn comparisons_section(v: &ErrorView<'_, '_>) -> String {
     let mut md = String::from("## Boundary and type errors in paired comparisons\n\n");
     md.push_str(
         "The runs of the paired F1 comparisons, where both runs stored an error analysis (n pairs): the mean \
-         boundary and type errors of A and B per test set, and Δ, the mean over pairs of A − B (negative: A \
+         boundary and type errors of A and B (A vs B as in the heading) per test set, and Δ, the mean over pairs of A − B (negative: A \
          makes fewer); Δ of the three kinds of boundary error add up to the boundary Δ. p: two-sided sign-flip \
          test over the pairs' differences, as for F1 (– below 3 pairs). Table: `error_comparisons.csv`.\n\n",
     );
