@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use assert_cmd::Command;
+use nergrid::metrics::error_analysis;
 use nergrid::store::{ClassScores, EpochRow, RunResult, RunStatus, Scores, Store, Timings, ToolInfo};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -16,6 +17,9 @@ const RATES: [(f64, &str); 2] = [(1e-5, "1e-5"), (3e-5, "3e-5")];
 const SEEDS: [i64; 3] = [1, 2, 3];
 /// This run fails: its cell and comparisons have 2 seeds.
 const FAILED: (&str, &str, &str, i64) = ("m2", "BIOES", "3e-5", 3);
+/// This run stores no error analysis: its cell has 2 of 3 analysed and its scheme comparison
+/// 2 pairs.
+const PREDATES_ERRORS: (&str, &str, &str, i64) = ("m1", "BIOES", "1e-5", 2);
 /// t(0.975, 2), from its closed form (2p − 1) / √(2p(1 − p)).
 fn t_975_df2() -> f64 {
     0.95 / (2.0 * 0.975 * 0.025_f64).sqrt()
@@ -154,6 +158,23 @@ impl Fixture {
     fn test_on(&self, idx: &[usize]) -> f64 {
         prf(sum3(idx.iter().map(|&i| counts(&self.gold[i], &self.pred[i], None)))).2
     }
+    /// This run's `result.json` has no `errors`, like one written before they existed.
+    fn predates_errors(&self) -> bool {
+        (self.model, self.scheme, self.rate, self.seed) == PREDATES_ERRORS
+    }
+    /// Predicted entities with a gold entity's span but another type (the fixture makes no
+    /// boundary errors, so these are all the type errors).
+    fn type_errors(&self) -> f64 {
+        let mut n = 0;
+        for (g, p) in self.gold.iter().zip(&self.pred) {
+            let gold = entities(g);
+            n += entities(p)
+                .iter()
+                .filter(|(k, s, e)| gold.iter().any(|(gk, gs, ge)| (gs, ge) == (s, e) && gk != k))
+                .count();
+        }
+        n as f64
+    }
     fn type_scores(&self, kind: &str) -> (f64, f64, f64, usize) {
         let c = sum3(self.gold.iter().zip(&self.pred).map(|(g, p)| counts(g, p, Some(kind))));
         let (p, r, f) = prf(c);
@@ -234,6 +255,8 @@ fn result(f: &Fixture, index: usize) -> RunResult {
         }),
         best_epoch: (!f.failed).then_some(3),
         report: if f.failed { BTreeMap::new() } else { report },
+        // One done run stands for a result written before the error analysis existed.
+        errors: (!f.failed && !f.predates_errors()).then(|| error_analysis(&f.gold, &f.pred).unwrap()),
         timings: Timings { seconds: 1.0, ..Timings::default() },
         device: "cpu".into(),
         host: "test".into(),
@@ -334,6 +357,7 @@ fn report_recomputes_the_study_statistics_from_the_store() {
     check_per_type(&root, &runs);
     check_study_csv(&root, &runs);
     check_markdown_and_plots(&root);
+    check_errors(&root, &runs);
 
     // Deterministic: a second report writes the same bytes.
     let before: Vec<Vec<u8>> = ["report.md", "comparisons.csv", "plots/test_f1_vs_lr_toy.svg"]
@@ -496,6 +520,58 @@ fn check_study_csv(root: &Path, runs: &[(Fixture, RunResult)]) {
         close(num(row, "Recall"), mean(&fs.iter().map(|f| f.test().1).collect::<Vec<_>>()), &what);
         close(num(row, "F1"), mean(&fs.iter().map(|f| f.test().2).collect::<Vec<_>>()), &what);
     }
+}
+
+fn check_errors(root: &Path, runs: &[(Fixture, RunResult)]) {
+    let (header, rows) = read_csv(&root.join("errors.csv"));
+    assert_eq!(header[..7], ["model", "scheme", "learning_rate", "dataset", "dry_run", "n", "n_analysed"]);
+    assert_eq!(rows.len(), 8);
+    for model in MODELS {
+        for scheme in SCHEMES {
+            for (_, rate) in RATES {
+                let fs: Vec<&Fixture> =
+                    cell(runs, model, scheme, rate).into_iter().filter(|f| !f.predates_errors()).collect();
+                let row = find(&rows, &[("model", model), ("scheme", scheme), ("learning_rate", rate)]);
+                let what = format!("errors.csv {model}/{scheme}/{rate}");
+                assert_eq!(row["n_analysed"], fs.len().to_string(), "{what}");
+                // Every mistake of the fixture keeps spans intact, so strict is seqeval's F1.
+                close(num(row, "strict_f1"), mean(&fs.iter().map(|f| f.test().2).collect::<Vec<_>>()), &what);
+                close(num(row, "type_errors"), mean(&fs.iter().map(|f| f.type_errors()).collect::<Vec<_>>()), &what);
+                close(num(row, "boundary_errors"), 0.0, &what);
+            }
+        }
+    }
+    let (_, rows) = read_csv(&root.join("error_comparisons.csv"));
+    assert_eq!(rows.len(), 8, "the pairs of comparisons.csv");
+    let mut varied = 0;
+    for row in &rows {
+        let (axis, a, b) = (row["compared"].as_str(), row["a"].as_str(), row["b"].as_str());
+        let side = |value: &str, seed: i64| {
+            let (model, scheme) =
+                if axis == "scheme" { (row["model"].as_str(), value) } else { (value, row["scheme"].as_str()) };
+            runs.iter().map(|(f, _)| f).find(|f| {
+                (f.model, f.scheme, f.rate, f.seed) == (model, scheme, row["learning_rate"].as_str(), seed)
+                    && !f.failed
+                    && !f.predates_errors()
+            })
+        };
+        let d: Vec<f64> = SEEDS
+            .iter()
+            .filter_map(|&seed| Some(side(a, seed)?.type_errors() - side(b, seed)?.type_errors()))
+            .collect();
+        let what = format!("error_comparisons.csv {row:?}");
+        assert_eq!(row["n_pairs"], d.len().to_string(), "{what}");
+        close(num(row, "type_errors_mean_diff"), mean(&d), &what);
+        varied += usize::from(d.iter().any(|x| *x != 0.0));
+    }
+    assert!(varied > 0, "the fixture's type errors should differ between some pairs");
+    let md = fs::read_to_string(root.join("report.md")).unwrap();
+    for section in
+        ["## Error analysis (test set, mean over seeds)", "## Boundary and type errors in paired comparisons"]
+    {
+        assert!(md.contains(section), "report.md lacks {section:?}");
+    }
+    assert!(md.contains("| m1 | BIOES | 1e-5 | toy | 2/3 |"), "the cell with one older result\n{md}");
 }
 
 fn check_markdown_and_plots(root: &Path) {

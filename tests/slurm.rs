@@ -331,6 +331,9 @@ fn check_first_submission(dir: &Path, runs: &[(usize, String)], array: &str) {
         let epochs = fs::read_to_string(dir.join("results/runs").join(id).join("epochs.csv")).unwrap();
         assert_eq!(epochs.lines().count(), 3, "2 epochs really trained:\n{epochs}");
         assert!(r["test"]["f1"].as_f64().is_some_and(|f| (0.0..=1.0).contains(&f)), "{r}");
+        // On B/I/E/S/O tags nervaluate's strict schema counts exactly seqeval's matches.
+        let strict_f1 = r["errors"]["overall"]["strict"]["f1"].as_f64().expect("result.json has the error analysis");
+        assert!((strict_f1 - r["test"]["f1"].as_f64().unwrap()).abs() < 1e-12, "{r}");
         let t = &r["timings"];
         spans.push((
             t["started_at"].as_str().unwrap().to_string(),
@@ -346,6 +349,8 @@ fn check_first_submission(dir: &Path, runs: &[(usize, String)], array: &str) {
     }
     let report = fs::read_to_string(dir.join("results/report.md")).unwrap();
     assert!(report.contains("late.jsonl"), "the report lists the failed run's error:\n{report}");
+    assert!(report.contains("## Error analysis (test set, mean over seeds)"), "{report}");
+    assert!(!report.contains("| n/a |"), "every done run stored its error analysis:\n{report}");
 }
 
 // ---------------------------------------------------------------------------------------

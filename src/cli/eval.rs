@@ -1,5 +1,6 @@
 //! `nergrid eval`: scores a CoNLL-style file whose last two columns are the gold and the
-//! predicted tag (as conlleval.pl reads it) with seqeval's numbers, as text or JSON.
+//! predicted tag (as conlleval.pl reads it) with seqeval's numbers, as text or JSON, and with
+//! `--errors` nervaluate's SemEval-2013 categories, a type confusion table and boundary errors.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,7 +9,8 @@ use anyhow::{anyhow, bail, Context};
 
 use crate::data::tag_columns::{read_tag_columns, TagColumns};
 use crate::metrics::{
-    classification_report, evaluate, MetricsError, Mode, Report, SeqevalJson, StrictScheme, ZeroDivision,
+    classification_report, error_analysis, error_tables, evaluate, ErrorAnalysis, MetricsError, Mode, Report,
+    SeqevalJson, StrictScheme, ZeroDivision,
 };
 
 /// Decimals of the text report (seqeval's `digits` argument; its default is 2).
@@ -35,6 +37,12 @@ pub struct EvalArgs {
     /// Value of a precision or recall whose denominator is 0 (seqeval's zero_division).
     #[arg(long, value_enum, default_value_t = ZeroDivisionArg::Zero)]
     pub zero_division: ZeroDivisionArg,
+    /// Adds the error analysis on default-mode entities: nervaluate's SemEval-2013 categories
+    /// (strict, exact, partial, ent_type; overall and per type), the type confusion table and
+    /// boundary errors (too long, too short, shifted). JSON gains
+    /// "errors": {"overall","by_type","confusion","boundaries"}.
+    #[arg(long)]
+    pub errors: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -80,7 +88,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<i32> {
 }
 
 fn score_file(args: &EvalArgs) -> anyhow::Result<String> {
-    let mode = resolve_mode(args.mode, args.scheme)?;
+    let mode = resolve_mode(args.mode, args.scheme, args.errors)?;
     let path = &args.file;
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
     let tagged = read_tag_columns(&text, path)?;
@@ -90,24 +98,44 @@ fn score_file(args: &EvalArgs) -> anyhow::Result<String> {
     };
     let report =
         evaluate(&tagged.gold, &tagged.predicted, mode, zero_division).map_err(|err| locate(err, &tagged, path))?;
-    Ok(render(&report, args.format))
+    let errors = match args.errors {
+        true => Some(error_analysis(&tagged.gold, &tagged.predicted).map_err(|err| locate(err, &tagged, path))?),
+        false => None,
+    };
+    Ok(render(&report, errors.as_ref(), args.format))
 }
 
-fn resolve_mode(mode: ModeArg, scheme: Option<SchemeArg>) -> anyhow::Result<Mode> {
+fn resolve_mode(mode: ModeArg, scheme: Option<SchemeArg>, errors: bool) -> anyhow::Result<Mode> {
     match (mode, scheme) {
         (ModeArg::Default, None) => Ok(Mode::Default),
         (ModeArg::Default, Some(_)) => bail!("--scheme applies only with --mode strict"),
+        (ModeArg::Strict, _) if errors => bail!("--errors reads entities as --mode default does; drop --mode strict"),
         (ModeArg::Strict, None) => bail!("--mode strict needs --scheme IOB2 or IOBES"),
         (ModeArg::Strict, Some(SchemeArg::Iob2)) => Ok(Mode::Strict(StrictScheme::Iob2)),
         (ModeArg::Strict, Some(SchemeArg::Iobes)) => Ok(Mode::Strict(StrictScheme::Iobes)),
     }
 }
 
-fn render(report: &Report, format: FormatArg) -> String {
+/// seqeval's keys, then `errors` when asked for.
+#[derive(serde::Serialize)]
+struct EvalJson<'a> {
+    #[serde(flatten)]
+    seqeval: SeqevalJson<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a ErrorAnalysis>,
+}
+
+fn render(report: &Report, errors: Option<&ErrorAnalysis>, format: FormatArg) -> String {
     match format {
-        FormatArg::Text => classification_report(report, DIGITS),
+        FormatArg::Text => {
+            let seqeval = classification_report(report, DIGITS);
+            match errors {
+                Some(errors) => format!("{seqeval}\n{}", error_tables(errors, DIGITS)),
+                None => seqeval,
+            }
+        }
         FormatArg::Json => {
-            let json = serde_json::to_string_pretty(&SeqevalJson(report));
+            let json = serde_json::to_string_pretty(&EvalJson { seqeval: SeqevalJson(report), errors });
             json.expect("a report always serialises") + "\n"
         }
     }
@@ -143,8 +171,11 @@ mod tests {
 
     #[test]
     fn scheme_and_strict_mode_go_together() {
-        assert!(resolve_mode(ModeArg::Strict, None).is_err());
-        assert!(resolve_mode(ModeArg::Default, Some(SchemeArg::Iobes)).is_err());
-        assert_eq!(resolve_mode(ModeArg::Strict, Some(SchemeArg::Iobes)).unwrap(), Mode::Strict(StrictScheme::Iobes));
+        assert!(resolve_mode(ModeArg::Strict, None, false).is_err());
+        assert!(resolve_mode(ModeArg::Default, Some(SchemeArg::Iobes), false).is_err());
+        let iobes = resolve_mode(ModeArg::Strict, Some(SchemeArg::Iobes), false);
+        assert_eq!(iobes.unwrap(), Mode::Strict(StrictScheme::Iobes));
+        assert!(resolve_mode(ModeArg::Strict, Some(SchemeArg::Iobes), true).is_err(), "errors are default-mode");
+        assert_eq!(resolve_mode(ModeArg::Default, None, true).unwrap(), Mode::Default);
     }
 }

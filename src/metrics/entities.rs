@@ -55,19 +55,7 @@ pub fn extract_entities<S: AsRef<str>>(tags: &[Vec<S>], mode: Mode) -> Result<Ve
     let mut table = TypeTable::new();
     let mut entities = Vec::new();
     match mode {
-        Mode::Default => {
-            let mut parsed = Vec::new();
-            for (sentence, words) in tags.iter().enumerate() {
-                parse_sentence_default(words, sentence, Side::Input, &mut table, &mut parsed)?;
-                let chunks = sentence_chunks(&parsed);
-                entities.extend(chunks.into_iter().map(|c| Entity {
-                    sentence,
-                    kind: table.name(c.kind).to_owned(),
-                    start: c.begin,
-                    end: c.end + 1,
-                }));
-            }
-        }
+        Mode::Default => return default_entities(tags, Side::Input),
         Mode::Strict(scheme) => {
             let mut scan = StrictScan::new(scheme, Side::Input);
             for (sentence, words) in tags.iter().enumerate() {
@@ -80,6 +68,24 @@ pub fn extract_entities<S: AsRef<str>>(tags: &[Vec<S>], mode: Mode) -> Result<Ve
                 }));
             }
         }
+    }
+    Ok(entities)
+}
+
+/// Default-mode entities of every sentence on its own, as `get_entities(sentence)` gives them;
+/// a tag that cannot be parsed is reported on `side`.
+pub(crate) fn default_entities<S: AsRef<str>>(tags: &[Vec<S>], side: Side) -> Result<Vec<Entity>, MetricsError> {
+    let mut table = TypeTable::new();
+    let mut parsed = Vec::new();
+    let mut entities = Vec::new();
+    for (sentence, words) in tags.iter().enumerate() {
+        parse_sentence_default(words, sentence, side, &mut table, &mut parsed)?;
+        entities.extend(sentence_chunks(&parsed).into_iter().map(|c| Entity {
+            sentence,
+            kind: table.name(c.kind).to_owned(),
+            start: c.begin,
+            end: c.end + 1,
+        }));
     }
     Ok(entities)
 }

@@ -116,7 +116,7 @@ pub fn score_entities(gold: &[Entity], predicted: &[Entity], zero_division: Zero
     build_report(counts.into_iter(), f64::NAN, zero_division)
 }
 
-fn check_lengths<S: AsRef<str>>(y_true: &[Vec<S>], y_pred: &[Vec<S>]) -> Result<(), MetricsError> {
+pub(crate) fn check_lengths<S: AsRef<str>>(y_true: &[Vec<S>], y_pred: &[Vec<S>]) -> Result<(), MetricsError> {
     if y_true.len() != y_pred.len() {
         return Err(MetricsError::SentenceCount { gold: y_true.len(), predicted: y_pred.len() });
     }

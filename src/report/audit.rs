@@ -170,6 +170,7 @@ mod tests {
             validation: None,
             best_epoch: None,
             report: Default::default(),
+            errors: None,
             timings: Timings::default(),
             device: "cpu".into(),
             host: "h".into(),

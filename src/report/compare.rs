@@ -72,64 +72,99 @@ fn values(results: &[RunResult], axis: &str) -> Vec<String> {
     out
 }
 
-/// Every comparison of every compared axis with at least two values.
-pub(crate) fn comparisons(
-    results: &[RunResult],
-    cell_axes: &[String],
-    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
-) -> Vec<Comparison> {
+/// Runs of `a` and `b` on `axis`, matched within one combination of the other cell axes.
+#[derive(Debug, Clone)]
+pub(crate) struct MatchedRuns<'r> {
+    pub axis: String,
+    pub a: String,
+    pub b: String,
+    /// Values of the cell axes, with "" for the compared axis.
+    pub key: Vec<String>,
+    pub dry_run: bool,
+    /// (A, B) per matched seed, in A's plan order.
+    pub pairs: Vec<(&'r RunResult, &'r RunResult)>,
+}
+
+/// The one matching rule of every paired comparison in the report: for each pair of values of
+/// each compared axis (with at least two values), the done runs that agree on every other
+/// cell axis, on dry_run and on the seed.
+pub(crate) fn matched_runs<'r>(results: &'r [RunResult], cell_axes: &[String]) -> Vec<MatchedRuns<'r>> {
     let mut out = Vec::new();
     for axis in COMPARED_AXES.iter().filter(|a| cell_axes.iter().any(|c| c == *a)) {
         let vals = values(results, axis);
         for (i, a) in vals.iter().enumerate() {
             for b in &vals[i + 1..] {
-                out.extend(compare_values(results, cell_axes, axis, a, b, predictions));
+                out.extend(match_values(results, cell_axes, axis, a, b));
             }
         }
     }
     out
 }
 
-fn compare_values(
-    results: &[RunResult],
+fn match_values<'r>(
+    results: &'r [RunResult],
     cell_axes: &[String],
     axis: &str,
     a: &str,
     b: &str,
-    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
-) -> Vec<Comparison> {
+) -> Vec<MatchedRuns<'r>> {
     let fixed = axes_without(cell_axes, &[axis]);
     let side = |value: &str| group_runs(results.iter().filter(|r| param_text(r, axis) == value), &fixed);
     let b_groups = side(b);
     let mut out = Vec::new();
     for ga in side(a) {
         let Some(gb) = b_groups.iter().find(|g| g.key == ga.key && g.dry_run == ga.dry_run) else { continue };
-        let pairs: Vec<(&RunResult, &RunResult)> = ga
+        let pairs = ga
             .runs
             .iter()
             .filter_map(|ra| {
                 gb.runs.iter().find(|rb| param_text(rb, "seed") == param_text(ra, "seed")).map(|rb| (*ra, *rb))
             })
-            .filter(|(ra, rb)| ra.test.is_some() && rb.test.is_some())
             .collect();
-        if pairs.is_empty() {
-            continue;
-        }
-        let diffs: Vec<f64> = pairs.iter().map(|(ra, rb)| ra.test.unwrap().f1 - rb.test.unwrap().f1).collect();
         let key =
             cell_axes.iter().map(|c| fixed.iter().position(|f| f == c).map_or(String::new(), |p| ga.key[p].clone()));
-        out.push(Comparison {
+        out.push(MatchedRuns {
             axis: axis.to_string(),
             a: a.to_string(),
             b: b.to_string(),
             key: key.collect(),
             dry_run: ga.dry_run,
-            sign_flip: sign_flip_test(&diffs, BOOTSTRAP_SEED),
-            diffs,
-            bootstrap: bootstrap(&pairs, predictions),
+            pairs,
         });
     }
     out
+}
+
+/// Every comparison of every compared axis with at least two values.
+pub(crate) fn comparisons(
+    results: &[RunResult],
+    cell_axes: &[String],
+    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+) -> Vec<Comparison> {
+    matched_runs(results, cell_axes).into_iter().filter_map(|m| compare_matched(m, predictions)).collect()
+}
+
+/// The F1 comparison of matched runs that both have test scores; `None` when no pair has.
+fn compare_matched(
+    matched: MatchedRuns<'_>,
+    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+) -> Option<Comparison> {
+    let pairs: Vec<(&RunResult, &RunResult)> =
+        matched.pairs.into_iter().filter(|(ra, rb)| ra.test.is_some() && rb.test.is_some()).collect();
+    if pairs.is_empty() {
+        return None;
+    }
+    let diffs: Vec<f64> = pairs.iter().map(|(ra, rb)| ra.test.unwrap().f1 - rb.test.unwrap().f1).collect();
+    Some(Comparison {
+        axis: matched.axis,
+        a: matched.a,
+        b: matched.b,
+        key: matched.key,
+        dry_run: matched.dry_run,
+        sign_flip: sign_flip_test(&diffs, BOOTSTRAP_SEED),
+        diffs,
+        bootstrap: bootstrap(&pairs, predictions),
+    })
 }
 
 /// The paired bootstrap of one comparison; the reason when it cannot run.

@@ -2,6 +2,7 @@
 
 mod audit;
 mod compare;
+mod errors;
 mod frames;
 mod gather;
 mod markdown;
@@ -41,7 +42,8 @@ pub struct ReportFiles {
     pub summary_csv: PathBuf,
     pub pivot_csv: PathBuf,
     /// The study tables (`cells.csv`, `lr_selection.csv`, `comparisons.csv`, `per_type.csv`,
-    /// `study.csv`) and plots (`plots/*.svg`), in that order.
+    /// `study.csv`, `errors.csv`, `error_comparisons.csv`) and plots (`plots/*.svg`), in that
+    /// order.
     pub study: Vec<PathBuf>,
     pub inputs: ReportInputs,
 }
@@ -82,16 +84,19 @@ fn write_study(
     let choices = study::choose_learning_rates(&cells, &cell_axes);
     let types = study::per_type(&cells);
     let comparisons = compare::comparisons(results, &cell_axes, &run_files.predictions);
+    let error_comparisons = errors::error_comparisons(&compare::matched_runs(results, &cell_axes));
     let audits = audit::audits(results);
     let plots_path = root.join("plots");
     let plots = plots::plots(&cells, &cell_axes, &run_files.epochs)
         .map_err(|e| ReportError::Plot { path: plots_path.clone(), message: e.to_string() })?;
-    let tables: [(&str, PolarsResult<DataFrame>); 5] = [
+    let tables: [(&str, PolarsResult<DataFrame>); 7] = [
         ("cells.csv", study::cells_frame(&cells, &cell_axes)),
         ("lr_selection.csv", study::lr_selection_frame(&choices, &cell_axes)),
         ("comparisons.csv", compare::comparisons_frame(&comparisons, &cell_axes)),
         ("per_type.csv", study::per_type_frame(&types, &cells, &cell_axes)),
         ("study.csv", study::study_frame(results)),
+        ("errors.csv", errors::errors_frame(&cells, &cell_axes)),
+        ("error_comparisons.csv", errors::error_comparisons_frame(&error_comparisons, &cell_axes)),
     ];
     let mut written = Vec::new();
     for (name, frame) in tables {
@@ -106,6 +111,8 @@ fn write_study(
         written.push(path);
     }
     let dry = results.iter().any(|r| r.dry_run);
+    let mixed = dry && results.iter().any(|r| !r.dry_run);
+    let error_view = errors::ErrorView { cell_axes: &cell_axes, cells: &cells, comparisons: &error_comparisons, mixed };
     let view = markdown::StudyView {
         cell_axes: &cell_axes,
         cells: &cells,
@@ -114,9 +121,9 @@ fn write_study(
         types: &types,
         audits: &audits,
         plots: &plots,
-        mixed: dry && results.iter().any(|r| !r.dry_run),
+        mixed,
     };
-    Ok((markdown::study_sections(&view), written))
+    Ok((markdown::study_sections(&view) + &errors::error_sections(&error_view), written))
 }
 
 /// CSV with 6 decimals for floats, so output is byte-for-byte reproducible.

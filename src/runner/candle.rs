@@ -7,7 +7,7 @@ use candle_core::Device;
 
 use super::dataset::{load_run_data, RunData};
 use crate::data::Scheme;
-use crate::metrics::{evaluate, Mode, Report, ZeroDivision};
+use crate::metrics::{error_analysis, evaluate, Mode, Report, ZeroDivision};
 use crate::plan::RunSpec;
 use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgress, Trainer};
 use crate::spec::{expand_env, ModelSource};
@@ -265,6 +265,7 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         validation: best.map(|b| scores(&b.val)),
         best_epoch: Some(outcome.best_epoch),
         report: report_rows(&report),
+        errors: Some(error_analysis(&outcome.test_gold, &outcome.test_pred)?),
         epochs,
         predictions: Some(predicted_sentences(data, outcome)),
         train_seconds: Some(outcome.train_seconds),

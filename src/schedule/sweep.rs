@@ -187,6 +187,7 @@ fn new_result(spec: &Spec, run: &RunSpec, attempt: &Attempt, dry_run: bool, star
         validation: None,
         best_epoch: None,
         report: Default::default(),
+        errors: None,
         timings: Timings { started_at, ..Timings::default() },
         device: attempt.device.clone(),
         host: hostname(),
@@ -235,6 +236,7 @@ fn store_output(store: &Store, id: &str, output: RunOutput, result: &mut RunResu
     result.validation = output.validation;
     result.best_epoch = output.best_epoch;
     result.report = output.report;
+    result.errors = output.errors;
     result.timings.train_seconds = output.train_seconds;
     result.timings.train_tokens_per_sec = output.train_tokens_per_sec;
     result.details.extend(output.details);
@@ -272,6 +274,7 @@ mod tests {
             validation: None,
             best_epoch: None,
             report: Default::default(),
+            errors: None,
             timings: Default::default(),
             device: "cpu".into(),
             host: "h".into(),

@@ -56,6 +56,8 @@ pub struct RunOutput {
     pub validation: Option<Scores>,
     pub best_epoch: Option<usize>,
     pub report: BTreeMap<String, ClassScores>,
+    /// Error analysis of the test predictions (`result.json`'s `errors`).
+    pub errors: Option<crate::metrics::ErrorAnalysis>,
     pub epochs: Vec<EpochRow>,
     /// Every test sentence with gold and predicted tags (`predictions.conll`, the input of
     /// `nergrid eval`).

@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::ErrorAnalysis;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
@@ -80,6 +82,10 @@ pub struct RunResult {
     /// Per-type test report, plus "micro avg", "macro avg", "weighted avg".
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub report: BTreeMap<String, ClassScores>,
+    /// Error analysis of the test predictions: nervaluate's categories, type confusion and
+    /// boundary errors. Absent in results written before it existed and in dry runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub errors: Option<ErrorAnalysis>,
     pub timings: Timings,
     pub device: String,
     pub host: String,
