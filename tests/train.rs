@@ -213,6 +213,54 @@ fn tiny_bert_learns_the_toy_corpus() {
 }
 
 #[test]
+fn patience_one_stops_where_validation_f1_falls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_model_dir(tmp.path());
+    // Validation F1 rises, then falls at epoch 3; the last call scores the test set.
+    let calls = std::cell::Cell::new(0usize);
+    let forced = |gold: &[Vec<String>], pred: &[Vec<String>]| {
+        let f1 = [0.5, 0.7, 0.6, 0.9, 0.95].get(calls.get()).copied().unwrap_or(0.0);
+        calls.set(calls.get() + 1);
+        let real = entity_scores(gold, pred)?;
+        Ok(train::EvalScores { f1, ..real })
+    };
+    let cfg = TrainConfig { early_stopping_patience: 1, ..toy_config(5) };
+    let mut events = Vec::new();
+    let mut on_event = |e: TrainEvent| events.push(e);
+    let (train_part, validation, test) = (toy_corpus(0..200), toy_corpus(200..240), toy_corpus(240..280));
+    let outcome =
+        train::train(&dir, &toy_labels(), &train_part, &validation, &test, &cfg, &Device::Cpu, &forced, &mut on_event)
+            .unwrap();
+    assert_eq!(outcome.epochs.len(), 3, "stopped after the fall: {:?}", outcome.epochs);
+    assert_eq!((outcome.stopped_epoch, outcome.best_epoch), (Some(3), 2));
+    assert_eq!(calls.get(), 4, "three validations and one test");
+    assert!(events.iter().any(|e| matches!(e, TrainEvent::StoppedEarly { epoch: 3 })));
+    let steps = events.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count();
+    assert_eq!(steps, 3 * 13);
+    // The schedule still spans the five planned epochs: the learning rate has not reached 0.
+    assert!(outcome.epochs[2].learning_rate > 0.0);
+    // Patience 2 lets the run recover at epoch 4 and run all five.
+    calls.set(0);
+    let patient = TrainConfig { early_stopping_patience: 2, ..toy_config(5) };
+    let outcome = train::train(
+        &dir,
+        &toy_labels(),
+        &train_part,
+        &validation,
+        &test,
+        &patient,
+        &Device::Cpu,
+        &forced,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!((outcome.epochs.len(), outcome.stopped_epoch, outcome.best_epoch), (5, None, 5));
+    // Without a validation split there is nothing to watch.
+    let error = train::train(&dir, &toy_labels(), &train_part, &[], &test, &cfg, &Device::Cpu, &forced, &mut |_| {});
+    assert!(error.unwrap_err().to_string().contains("early stopping needs a validation split"));
+}
+
+#[test]
 fn same_seed_same_run_other_seed_other_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model_dir(tmp.path());
