@@ -59,7 +59,12 @@ pub fn report(
     let mixed = inputs.any_dry_run() && inputs.results.iter().any(|r| !r.dry_run);
     md.push_str("## Test F1 by learning rate (mean over seeds and other axes)\n\n");
     md.push_str(&table(&shown_columns(pivot, mixed)?, 4));
-    md.push_str("\n## Summary over seeds (test set)\n\n");
+    let folded = inputs.axes.iter().any(|a| a == "fold");
+    md.push_str(if folded {
+        "\n## Summary over folds × seeds (test set)\n\n"
+    } else {
+        "\n## Summary over seeds (test set)\n\n"
+    });
     let short = shown_columns(&summary.select(summary_columns(summary))?, mixed)?;
     md.push_str(&table(&short, 4));
     md.push_str("\nAll statistics: `summary.csv`. Every run: `runs.csv`.\n\n");
@@ -216,9 +221,16 @@ fn cells_section(v: &StudyView<'_, '_>) -> String {
         true => "## Every cell over folds × seeds\n\n",
         false => "## Every cell over seeds\n\n",
     });
+    let (folds, caveat) = match v.folded {
+        true => (
+            " and folds",
+            "; over folds it treats the runs as independent, which they are not: see the paired comparisons",
+        ),
+        false => ("", ""),
+    };
     md.push_str(&format!(
-        "Mean ± sample standard deviation over seeds, and a 95% confidence interval for the mean test F1 \
-         (Student's t with n − 1 degrees of freedom; none below {MIN_SEEDS_FOR_CI} seeds). With few seeds the \
+        "Mean ± sample standard deviation over seeds{folds}, and a 95% confidence interval for the mean test F1 \
+         (Student's t with n − 1 degrees of freedom; none below {MIN_SEEDS_FOR_CI} runs{caveat}). With few seeds the \
          interval is wide and may pass 1: it is reported as computed, not clipped. `cells.csv` holds the same \
          for test precision, recall and validation F1.\n\n"
     ));
