@@ -101,7 +101,7 @@ fn study_split(path: &Path) -> anyhow::Result<(Split, Split, Split, Vec<String>)
     };
     let mut config: DatasetConfig = toml::Value::Table(table).try_into()?;
     config.path = Some(path.to_path_buf());
-    let data = runner::prepare("swedish_1177", &config, Scheme::Bio)?;
+    let data = runner::prepare("swedish_1177", &config, Scheme::Bio, runner::RunSplit::default())?;
     Ok((sentences(&data.train), sentences(&data.validation), sentences(&data.test), data.labels))
 }
 

@@ -213,6 +213,54 @@ fn tiny_bert_learns_the_toy_corpus() {
 }
 
 #[test]
+fn patience_one_stops_where_validation_f1_falls() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tiny_model_dir(tmp.path());
+    // Validation F1 rises, then falls at epoch 3; the last call scores the test set.
+    let calls = std::cell::Cell::new(0usize);
+    let forced = |gold: &[Vec<String>], pred: &[Vec<String>]| {
+        let f1 = [0.5, 0.7, 0.6, 0.9, 0.95].get(calls.get()).copied().unwrap_or(0.0);
+        calls.set(calls.get() + 1);
+        let real = entity_scores(gold, pred)?;
+        Ok(train::EvalScores { f1, ..real })
+    };
+    let cfg = TrainConfig { early_stopping_patience: 1, ..toy_config(5) };
+    let mut events = Vec::new();
+    let mut on_event = |e: TrainEvent| events.push(e);
+    let (train_part, validation, test) = (toy_corpus(0..200), toy_corpus(200..240), toy_corpus(240..280));
+    let outcome =
+        train::train(&dir, &toy_labels(), &train_part, &validation, &test, &cfg, &Device::Cpu, &forced, &mut on_event)
+            .unwrap();
+    assert_eq!(outcome.epochs.len(), 3, "stopped after the fall: {:?}", outcome.epochs);
+    assert_eq!((outcome.stopped_epoch, outcome.best_epoch), (Some(3), 2));
+    assert_eq!(calls.get(), 4, "three validations and one test");
+    assert!(events.iter().any(|e| matches!(e, TrainEvent::StoppedEarly { epoch: 3 })));
+    let steps = events.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count();
+    assert_eq!(steps, 3 * 13);
+    // The schedule still spans the five planned epochs: the learning rate has not reached 0.
+    assert!(outcome.epochs[2].learning_rate > 0.0);
+    // Patience 2 lets the run recover at epoch 4 and run all five.
+    calls.set(0);
+    let patient = TrainConfig { early_stopping_patience: 2, ..toy_config(5) };
+    let outcome = train::train(
+        &dir,
+        &toy_labels(),
+        &train_part,
+        &validation,
+        &test,
+        &patient,
+        &Device::Cpu,
+        &forced,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!((outcome.epochs.len(), outcome.stopped_epoch, outcome.best_epoch), (5, None, 5));
+    // Without a validation split there is nothing to watch.
+    let error = train::train(&dir, &toy_labels(), &train_part, &[], &test, &cfg, &Device::Cpu, &forced, &mut |_| {});
+    assert!(error.unwrap_err().to_string().contains("early stopping needs a validation split"));
+}
+
+#[test]
 fn same_seed_same_run_other_seed_other_run() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tiny_model_dir(tmp.path());
@@ -607,4 +655,77 @@ fn optimizer_steps_follow_torch_and_the_trainer_schedule() {
         let worst = got.iter().zip(&want).fold(0f32, |a, (x, y)| a.max((x - y).abs()));
         assert!(worst < 1e-4, "{name}: final weights differ from torch by {worst}");
     }
+}
+
+/// A real sweep through the binary on a folded toy corpus with early stopping and half of each
+/// training split: the runs record their fold, their subsample and where they stopped.
+#[test]
+fn a_folded_sweep_records_folds_subsamples_and_early_stopping() {
+    let tmp = tempfile::tempdir().unwrap();
+    let model_dir = tmp.path().join("model");
+    std::fs::create_dir(&model_dir).unwrap();
+    tiny_model_dir(&model_dir);
+    let corpus: String = toy_corpus(0..80)
+        .iter()
+        .map(|s| s.words.iter().zip(&s.tags).map(|(w, t)| format!("{w}\t{t}\n")).collect::<String>() + "\n")
+        .collect();
+    let data = tmp.path().join("toy.conll");
+    std::fs::write(&data, corpus).unwrap();
+    let spec = tmp.path().join("folds.toml");
+    let text = format!(
+        "[experiment]\nname = \"toyfolds\"\noutput_dir = \"{out}\"\n\n[models.tiny]\npath = \"{model}\"\n\n\
+         [datasets.toy]\npath = \"{data}\"\nsplit = {{ folds = 2, validation = 0.25, seed = 3 }}\n\n\
+         [grid]\nmodels = [\"tiny\"]\nschemes = [\"BIO\"]\nlearning_rates = [3e-3]\ndatasets = [\"toy\"]\nseeds = [1]\n\n\
+         [train]\nepochs = 3\nmax_length = 32\nearly_stopping_patience = 1\ntrain_fraction = 0.5\n\n\
+         [schedule]\ndevices = \"cpu\"\nthreads_per_run = 1\n",
+        out = tmp.path().join("results").display(),
+        model = model_dir.display(),
+        data = data.display()
+    );
+    std::fs::write(&spec, text).unwrap();
+    let out = assert_cmd::Command::cargo_bin("nergrid").unwrap().arg("run").arg(&spec).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let folds = assert_cmd::Command::cargo_bin("nergrid")
+        .unwrap()
+        .args(["data", "split"])
+        .arg(&data)
+        .args(["--folds", "2", "--validation-size", "0.25", "--seed", "3"])
+        .output()
+        .unwrap();
+    let folds: serde_json::Value = serde_json::from_slice(&folds.stdout).unwrap();
+    let indices =
+        |v: &serde_json::Value| -> Vec<u64> { v.as_array().unwrap().iter().map(|i| i.as_u64().unwrap()).collect() };
+    let runs = tmp.path().join("results/runs");
+    let mut seen = Vec::new();
+    for entry in std::fs::read_dir(&runs).unwrap() {
+        let dir = entry.unwrap().path();
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).unwrap();
+        let result: serde_json::Value = serde_json::from_str(&read("result.json")).unwrap();
+        assert_eq!(result["status"], "done", "{result}");
+        let fold = result["params"]["fold"].as_u64().unwrap();
+        seen.push(fold);
+        let details = &result["details"];
+        assert_eq!(details["split"]["fold"], fold);
+        assert_eq!(details["split"]["train_fraction"], 0.5);
+        // The fold's test and validation parts, and half of its train part (nested order kept).
+        let split: serde_json::Value = serde_json::from_str(&read("split.json")).unwrap();
+        let want = &folds["folds"][fold as usize];
+        assert_eq!(indices(&split["test"]), indices(&want["test"]));
+        assert_eq!(indices(&split["validation"]), indices(&want["validation"]));
+        let (kept, whole) = (indices(&split["train"]), indices(&want["train"]));
+        assert_eq!(kept.len(), whole.len().div_ceil(2));
+        let positions: Vec<usize> = kept.iter().map(|i| whole.iter().position(|w| w == i).unwrap()).collect();
+        assert!(positions.windows(2).all(|p| p[0] < p[1]), "kept in the split's order");
+        // epochs.csv ends where training stopped, and result.json says so.
+        let stopping = &details["early_stopping"];
+        assert_eq!(stopping["patience"], 1);
+        let rows = read("epochs.csv").lines().count() - 1;
+        assert_eq!(stopping["epochs_run"], rows as u64);
+        match stopping["stopped_epoch"].as_u64() {
+            Some(epoch) => assert!(epoch as usize == rows && rows < 3, "{stopping}"),
+            None => assert_eq!(rows, 3, "{stopping}"),
+        }
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [0, 1]);
 }

@@ -14,8 +14,8 @@ use serde_json::json;
 use crate::data::audit::{boundary_cues, duplicate_sentences, surface_overlap};
 use crate::data::stats::{fertility, load_tokenizer, split_stats, words_per_sentence, Fertility};
 use crate::data::{
-    audit, split_corpus, Corpus, DataError, DatasetConfig, InputFormat, LoadedCorpus, OnError, Scheme, SplitConfig,
-    SplitManifest, SplitSize,
+    audit, fold_manifests, split_corpus, Corpus, DataError, DatasetConfig, InputFormat, LoadedCorpus, OnError, Scheme,
+    SplitConfig, SplitManifest, SplitSize,
 };
 
 #[derive(clap::Args)]
@@ -82,6 +82,10 @@ pub struct SplitArgs {
     pub dataset: DatasetArgs,
     #[command(flatten)]
     pub split: SplitRuleArgs,
+    /// k-fold cross-validation (scikit-learn's shuffled KFold with --seed): prints every fold's
+    /// train, validation (with --validation-size) and test indices; not with --test-size.
+    #[arg(long, value_name = "K")]
+    pub folds: Option<usize>,
     #[arg(long, value_enum, default_value = "json")]
     pub format: SplitFormat,
 }
@@ -208,7 +212,7 @@ fn split_rule(args: &SplitRuleArgs, config: &DatasetConfig) -> Result<Option<Spl
     }
     let seed =
         args.seed.ok_or_else(|| Failure::Input("--seed is required with --test-size/--validation-size".into()))?;
-    Ok(Some(SplitConfig { test: args.test_size, validation: args.validation_size, seed }))
+    Ok(Some(SplitConfig { test: args.test_size, validation: args.validation_size, seed, folds: None }))
 }
 
 /// The manifest from a rule or the corpus' own splits; `None` when neither exists.
@@ -220,6 +224,9 @@ fn manifest(corpus: &Corpus, rule: Option<&SplitConfig>) -> Result<Option<SplitM
 }
 
 fn split(args: &SplitArgs) -> Result<(), Failure> {
+    if let Some(folds) = args.folds {
+        return split_folds(args, folds);
+    }
     let (resolved, loaded) = load(&args.dataset)?;
     let rule = split_rule(&args.split, &resolved.config)?;
     let manifest = manifest(&loaded.corpus, rule.as_ref())?.ok_or_else(|| {
@@ -232,6 +239,23 @@ fn split(args: &SplitArgs) -> Result<(), Failure> {
     let SplitFormat::Json = args.format;
     let output = SplitOutput { train: &manifest.train, validation: &manifest.validation, test: &manifest.test };
     println!("{}", serde_json::to_string(&output).context("cannot write JSON")?);
+    Ok(())
+}
+
+/// `--folds K`: every fold as `{"folds": [{"train", "validation", "test"}, ...]}`.
+fn split_folds(args: &SplitArgs, folds: usize) -> Result<(), Failure> {
+    if args.split.test_size.is_some() {
+        return Err(Failure::Input("--test-size cannot be combined with --folds (each fold is a test part)".into()));
+    }
+    let seed = args.split.seed.ok_or_else(|| Failure::Input("--seed is required with --folds".into()))?;
+    let (resolved, loaded) = load(&args.dataset)?;
+    let rule = SplitConfig { test: None, validation: args.split.validation_size, seed, folds: Some(folds) };
+    let manifests = fold_manifests(&loaded.corpus, &rule)
+        .map_err(|e| Failure::Input(format!("{}: {:#}", resolved.name, anyhow::Error::from(e))))?;
+    let SplitFormat::Json = args.format;
+    let folds: Vec<SplitOutput<'_>> =
+        manifests.iter().map(|m| SplitOutput { train: &m.train, validation: &m.validation, test: &m.test }).collect();
+    println!("{}", serde_json::to_string(&json!({ "folds": folds })).context("cannot write JSON")?);
     Ok(())
 }
 

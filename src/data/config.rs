@@ -10,6 +10,8 @@
 //! hub = "community-datasets/swedish_medical_ner"
 //! config = "1177"
 //! split = { test = 0.2, validation = 0.1, seed = 67 }   # floats: fractions, integers: counts
+//! # or 5-fold cross-validation, a validation part taken from each fold's train part:
+//! # split = { folds = 5, validation = 0.1, seed = 67 }
 //!
 //! [datasets.original]
 //! path = "1177_annotated_sentences.txt"
@@ -199,6 +201,12 @@ impl DatasetConfig {
         if let Some(split) = &self.split {
             check_split_size(&mut problems, "split.test", split.test);
             check_split_size(&mut problems, "split.validation", split.validation);
+            problems.extend(split.fold_problems());
+            if split.folds.is_some() && self.split_files().iter().any(|(_, p)| p.is_some()) {
+                let message = "a corpus with its own train/validation/test files cannot be folded \
+                               (its official test sentences would be trained on); give one file";
+                problem(&mut problems, "split.folds", message);
+            }
         }
         problems
     }

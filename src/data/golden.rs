@@ -14,7 +14,7 @@ use super::hub::{repo_cache_dir, HubEnv};
 use super::numpy_rng::{seed_words, NumpyRng, Pcg64State, SeedSequence};
 use super::records::{OnError, Skipped};
 use super::scheme::{convert, Scheme};
-use super::split::{index_hash, split_corpus, train_test_split, SplitConfig, SplitSize};
+use super::split::{fold_manifests, index_hash, split_corpus, train_test_split, SplitConfig, SplitSize};
 use super::words::{covered_words, split_words, words_and_spans, CharSpan};
 
 fn shared() -> PathBuf {
@@ -174,6 +174,51 @@ fn split_size(case: &Value) -> SplitSize {
     }
 }
 
+/// A corpus of `n` one-word sentences, without splits of its own.
+fn plain_corpus(n: usize) -> Corpus {
+    Corpus { sentences: vec![Sentence { words: vec!["w".into()], entities: vec![], text: None }; n], predefined: None }
+}
+
+fn kfold_rule(case: &Value) -> SplitConfig {
+    let validation = match case["validation_type"].as_str() {
+        Some("int") => Some(SplitSize::Count(case["validation"].as_u64().unwrap() as usize)),
+        Some(_) => Some(SplitSize::Fraction(case["validation"].as_f64().unwrap())),
+        None => None,
+    };
+    let folds = Some(case["folds_k"].as_u64().unwrap() as usize);
+    SplitConfig { test: None, validation, seed: case["seed"].as_u64().unwrap(), folds }
+}
+
+#[test]
+fn kfold_cases_match() {
+    let cases = fixture("kfold_cases.jsonl");
+    let mut m = Mismatches::default();
+    for case in &cases {
+        let id = case["id"].as_str().unwrap();
+        let (n, rule) = (case["n"].as_u64().unwrap() as usize, kfold_rule(case));
+        let manifests = match fold_manifests(&plain_corpus(n), &rule) {
+            Ok(manifests) => manifests,
+            Err(e) => {
+                m.0.push(format!("{id}: k-fold failed with {e}"));
+                continue;
+            }
+        };
+        let want = case["folds"].as_array().unwrap();
+        m.check(id, "number of folds", manifests.len(), want.len());
+        for (i, (got, want)) in manifests.iter().zip(want).enumerate() {
+            let at = format!("{id} fold {i}");
+            m.check(&at, "test", got.test.clone(), usizes(&want["test"]));
+            let (train, validation) = match want.get("train") {
+                Some(train) => (usizes(train), usizes(&want["validation"])),
+                None => (usizes(&want["train_part"]), Vec::new()),
+            };
+            m.check(&at, "train", got.train.clone(), train);
+            m.check(&at, "validation", got.validation.clone(), validation);
+        }
+    }
+    m.assert_none(cases.len());
+}
+
 #[test]
 fn hf_split_cases_match() {
     let cases = fixture("hf_split_cases.jsonl");
@@ -252,8 +297,12 @@ fn hub_1177_table_splits_like_the_python_pipeline() {
     let corpus = load(&DatasetConfig::from_path(swedish("1177-hub.parquet"), None));
     assert_eq!(corpus.sentences.len(), 927);
     assert_eq!(corpus.entity_total(), 1082);
-    let cfg =
-        SplitConfig { test: Some(SplitSize::Fraction(0.2)), validation: Some(SplitSize::Fraction(0.1)), seed: 67 };
+    let cfg = SplitConfig {
+        test: Some(SplitSize::Fraction(0.2)),
+        validation: Some(SplitSize::Fraction(0.1)),
+        seed: 67,
+        folds: None,
+    };
     let manifest = split_corpus(&corpus, &cfg).unwrap();
     let sizes = (manifest.train.len(), manifest.validation.len(), manifest.test.len());
     assert_eq!(sizes, (666, 75, 186));

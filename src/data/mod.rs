@@ -2,7 +2,8 @@
 //!
 //! Loaders (`conll`, `spans`, `brackets`, `hub`) turn files into a [`Corpus`] of sentences with
 //! word-level entity spans; `words` is the reference notebook's span-to-word rule; `scheme`
-//! tags and decodes; `split` reproduces 🤗 datasets' `train_test_split` through `numpy_rng`;
+//! tags and decodes; `split` reproduces 🤗 datasets' `train_test_split` through `numpy_rng`
+//! and scikit-learn's shuffled `KFold` through `kfold`;
 //! `audit` and `stats` describe a corpus for `nergrid data inspect`; `tag_columns` reads the
 //! gold/predicted columns `nergrid eval` scores; `config` is the
 //! `[datasets.<alias>]` table that ties them together.
@@ -14,6 +15,7 @@ pub mod conll;
 pub mod corpus;
 pub mod error;
 pub mod hub;
+pub mod kfold;
 pub mod numpy_rng;
 pub mod records;
 pub mod scheme;
@@ -31,7 +33,10 @@ pub use config::{infer_format, DatasetConfig, InputFormat, LoadedCorpus};
 pub use corpus::{Corpus, PredefinedSplits, Sentence, TaggedSentence, WordSpan};
 pub use error::{DataError, Problem};
 pub use hub::HubEnv;
+pub use kfold::{kfold, Fold};
 pub use numpy_rng::{NumpyRng, SeedSequence};
 pub use records::OnError;
 pub use scheme::{convert, decode, encode, Scheme};
-pub use split::{split_corpus, train_test_split, SplitConfig, SplitManifest, SplitSize};
+pub use split::{
+    fold_manifests, split_corpus, split_fold, subsample, train_test_split, SplitConfig, SplitManifest, SplitSize,
+};

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::corpus::{Corpus, PredefinedSplits};
 use super::error::DataError;
+use super::kfold::kfold;
 use super::numpy_rng::NumpyRng;
 
 /// The size of a split: a fraction of the set in (0, 1) or a number of sentences.
@@ -82,19 +83,42 @@ fn test_count(n: usize, test: SplitSize) -> Result<usize, DataError> {
     Ok(n_test)
 }
 
-/// The split rule of a dataset: `split = { test = 0.2, validation = 0.1, seed = 67 }`.
+/// The split rule of a dataset: `split = { test = 0.2, validation = 0.1, seed = 67 }`, or
+/// k-fold cross-validation: `split = { folds = 5, validation = 0.1, seed = 67 }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SplitConfig {
     pub test: Option<SplitSize>,
     pub validation: Option<SplitSize>,
     pub seed: u64,
+    /// k of a k-fold split: each run tests on one fold (the plan's `fold` axis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folds: Option<usize>,
 }
 
 impl SplitConfig {
     /// Whether the rule splits anything (otherwise predefined splits are used).
     pub fn is_rule(&self) -> bool {
-        self.test.is_some() || self.validation.is_some()
+        self.test.is_some() || self.validation.is_some() || self.folds.is_some()
+    }
+
+    /// Problems of the rule as `(field, message)`, beside the size checks.
+    pub fn fold_problems(&self) -> Vec<(String, String)> {
+        let Some(k) = self.folds else { return Vec::new() };
+        let mut problems = Vec::new();
+        if k < 2 {
+            problems.push(("split.folds".into(), format!("must be at least 2, got {k}")));
+        }
+        if self.test.is_some() {
+            let message = "cannot be combined with split.folds (each fold's test part is the fold itself)";
+            problems.push(("split.test".into(), message.into()));
+        }
+        if u32::try_from(self.seed).is_err() {
+            let message =
+                format!("must be between 0 and 4294967295 with folds (a 32-bit MT19937 seed), got {}", self.seed);
+            problems.push(("split.seed".into(), message));
+        }
+        problems
     }
 }
 
@@ -150,6 +174,9 @@ pub fn index_hash(indices: &[usize]) -> String {
 /// * Only `validation` set: validation is taken from the predefined train and validation
 ///   sentences (or from the whole corpus), the test split stays predefined (or empty).
 pub fn split_corpus(corpus: &Corpus, cfg: &SplitConfig) -> Result<SplitManifest, DataError> {
+    if cfg.folds.is_some() {
+        return Err(DataError::Split("split.folds: a k-fold rule gives one split per fold: name the fold".into()));
+    }
     let all: Vec<usize> = (0..corpus.sentences.len()).collect();
     if !cfg.is_rule() {
         return corpus.predefined.as_ref().map(SplitManifest::from_predefined).ok_or_else(|| {
@@ -166,6 +193,64 @@ pub fn split_corpus(corpus: &Corpus, cfg: &SplitConfig) -> Result<SplitManifest,
         None => (pool, Vec::new()),
     };
     Ok(SplitManifest::new(train, validation, test))
+}
+
+/// Fold `fold` of a k-fold rule: its test part is scikit-learn's `KFold` fold (sorted); its
+/// train part is the other folds (sorted), or, with `validation`, `train_test_split` of them
+/// with the rule's seed (both in that function's order), as 🤗 datasets splits the subset.
+///
+/// A corpus with splits of its own is refused: folding its official test set into training
+/// would make the scores incomparable with everything published on it.
+pub fn split_fold(corpus: &Corpus, cfg: &SplitConfig, fold: usize) -> Result<SplitManifest, DataError> {
+    let folds = fold_manifests(corpus, cfg)?;
+    let k = folds.len();
+    folds
+        .into_iter()
+        .nth(fold)
+        .ok_or_else(|| DataError::Split(format!("fold {fold} does not exist (folds 0 to {})", k - 1)))
+}
+
+/// Every fold of a k-fold rule (see [`split_fold`]).
+pub fn fold_manifests(corpus: &Corpus, cfg: &SplitConfig) -> Result<Vec<SplitManifest>, DataError> {
+    let Some(k) = cfg.folds else {
+        return Err(DataError::Split("the split rule has no folds".into()));
+    };
+    if let Some((field, message)) = cfg.fold_problems().into_iter().next() {
+        return Err(DataError::Split(format!("{field}: {message}")));
+    }
+    if corpus.predefined.is_some() {
+        return Err(DataError::Split(
+            "split.folds: the corpus has splits of its own (train/validation/test); k-fold takes one \
+             corpus without them, so that no official test sentence is trained on"
+                .into(),
+        ));
+    }
+    let mut manifests = Vec::with_capacity(k);
+    for fold in kfold(corpus.sentences.len(), k, cfg.seed)? {
+        let (train, validation) = match cfg.validation {
+            Some(size) => split_pool(&fold.train, size, cfg.seed)?,
+            None => (fold.train, Vec::new()),
+        };
+        manifests.push(SplitManifest::new(train, validation, fold.test));
+    }
+    Ok(manifests)
+}
+
+/// A seeded subsample of a training split for learning curves: the sentences at the first
+/// `ceil(fraction · n)` positions of numpy's `default_rng(seed).permutation(n)`, kept in their
+/// order in `train`. For one seed the samples are nested: a larger fraction takes a longer
+/// prefix of the same permutation. `fraction` 1 (or more) returns `train` unchanged.
+pub fn subsample(train: &[usize], fraction: f64, seed: u64) -> Vec<usize> {
+    let n = train.len();
+    if fraction >= 1.0 || n == 0 {
+        return train.to_vec();
+    }
+    let keep = ((fraction * n as f64).ceil() as usize).clamp(1, n);
+    let mut chosen = vec![false; n];
+    for position in NumpyRng::new(u128::from(seed)).permutation(n).into_iter().take(keep) {
+        chosen[position] = true;
+    }
+    train.iter().zip(chosen).filter(|(_, c)| *c).map(|(&i, _)| i).collect()
 }
 
 /// `train_test_split` over a list of source indices, mapped back to those indices.
@@ -220,8 +305,12 @@ mod tests {
 
     #[test]
     fn two_stage_split_maps_validation_back_to_source_indices() {
-        let cfg =
-            SplitConfig { test: Some(SplitSize::Fraction(0.2)), validation: Some(SplitSize::Fraction(0.1)), seed: 67 };
+        let cfg = SplitConfig {
+            test: Some(SplitSize::Fraction(0.2)),
+            validation: Some(SplitSize::Fraction(0.1)),
+            seed: 67,
+            folds: None,
+        };
         let manifest = split_corpus(&corpus(50, None), &cfg).unwrap();
         let (train1, test) = train_test_split(50, SplitSize::Fraction(0.2), 67).unwrap();
         let (train2, validation2) = train_test_split(40, SplitSize::Fraction(0.1), 67).unwrap();
@@ -232,9 +321,27 @@ mod tests {
     }
 
     #[test]
+    fn subsamples_are_nested_ordered_and_seeded() {
+        let train: Vec<usize> = (0..40).map(|i| 100 + 3 * i).collect();
+        let tenth = subsample(&train, 0.1, 7);
+        let quarter = subsample(&train, 0.25, 7);
+        assert_eq!((tenth.len(), quarter.len()), (4, 10));
+        assert!(tenth.iter().all(|i| quarter.contains(i)), "the 10% sample is inside the 25% one");
+        assert!(quarter.windows(2).all(|w| w[0] < w[1]), "kept in the split's order");
+        assert!(quarter.iter().all(|i| train.contains(i)));
+        assert_ne!(subsample(&train, 0.25, 8), quarter, "another seed draws another sample");
+        assert_eq!(subsample(&train, 1.0, 7), train);
+        assert_eq!(subsample(&train, 0.001, 7).len(), 1, "never empty");
+        let first: Vec<usize> = NumpyRng::new(7).permutation(40).into_iter().take(4).collect();
+        let mut want: Vec<usize> = first.iter().map(|&p| train[p]).collect();
+        want.sort_unstable();
+        assert_eq!(tenth, want);
+    }
+
+    #[test]
     fn predefined_splits_are_used_without_a_rule() {
         let predefined = PredefinedSplits::consecutive(3, 1, 2);
-        let cfg = SplitConfig { test: None, validation: None, seed: 0 };
+        let cfg = SplitConfig { test: None, validation: None, seed: 0, folds: None };
         let manifest = split_corpus(&corpus(6, Some(predefined)), &cfg).unwrap();
         assert_eq!((manifest.train.len(), manifest.validation.len()), (3, 1));
         assert_eq!(manifest.test, [4, 5]);
@@ -244,7 +351,7 @@ mod tests {
     #[test]
     fn validation_only_rule_keeps_the_predefined_test_split() {
         let predefined = PredefinedSplits::consecutive(8, 2, 2);
-        let cfg = SplitConfig { test: None, validation: Some(SplitSize::Count(3)), seed: 1 };
+        let cfg = SplitConfig { test: None, validation: Some(SplitSize::Count(3)), seed: 1, folds: None };
         let manifest = split_corpus(&corpus(12, Some(predefined)), &cfg).unwrap();
         assert_eq!(manifest.test, [10, 11]);
         assert_eq!(manifest.validation.len(), 3);

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::id::{params_hash, slug};
-use crate::spec::{ParamValue, Spec, TRAIN_KEYS};
+use crate::spec::{in_run_id, is_added_default, ParamValue, Spec};
 
 /// One run of the grid with its stable id and every resolved parameter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -42,29 +42,65 @@ pub struct Plan {
 
 /// Expands a spec into its runs.
 pub fn expand(spec: &Spec) -> Plan {
-    let axes: Vec<String> = spec.grid.axes.iter().map(|(k, _)| k.clone()).collect();
+    let grid_axes = with_fold_axis(spec);
+    let axes: Vec<String> = grid_axes.iter().map(|(k, _)| k.clone()).collect();
     let mut seen = BTreeSet::new();
     let mut runs = Vec::new();
-    let mut push = |params: BTreeMap<String, ParamValue>, runs: &mut Vec<RunSpec>| {
+    let mut push = |combo: BTreeMap<String, ParamValue>, runs: &mut Vec<RunSpec>| {
+        let Some(params) = with_fold(spec, combo) else { return };
+        let params = with_defaults(spec, params);
         let id = run_id(spec, &params, &axes);
         if seen.insert(id.clone()) {
             runs.push(RunSpec { index: runs.len(), id, params });
         }
     };
-    for combo in product(&spec.grid.axes) {
+    for combo in product(&grid_axes) {
         if !spec.grid.exclude.iter().any(|f| matches(&combo, f)) {
-            push(with_defaults(spec, combo), &mut runs);
+            push(combo, &mut runs);
         }
     }
     for include in &spec.grid.include {
         let free: Vec<(String, Vec<ParamValue>)> =
-            spec.grid.axes.iter().filter(|(k, _)| !include.contains_key(k)).cloned().collect();
+            grid_axes.iter().filter(|(k, _)| !include.contains_key(k)).cloned().collect();
         for mut combo in product(&free) {
             combo.extend(include.iter().map(|(k, v)| (k.clone(), v.clone())));
-            push(with_defaults(spec, combo), &mut runs);
+            push(combo, &mut runs);
         }
     }
     Plan { experiment: spec.experiment.name.clone(), axes, runs }
+}
+
+/// The grid's axes plus a `fold` axis (0 … k−1 for the largest k) just before `seed`, when a
+/// dataset of the grid is cross-validated. Without folds the axes are the grid's own.
+fn with_fold_axis(spec: &Spec) -> Vec<(String, Vec<ParamValue>)> {
+    let mut axes = spec.grid.axes.clone();
+    let datasets = axes.iter().find(|(k, _)| k == "dataset").map(|(_, v)| v.clone()).unwrap_or_default();
+    let most = datasets.iter().filter_map(|d| dataset_folds(spec, d)).max();
+    if let Some(k) = most {
+        let at = axes.iter().position(|(name, _)| name == "seed").unwrap_or(axes.len());
+        axes.insert(at, (FOLD.to_string(), (0..k as i64).map(ParamValue::Int).collect()));
+    }
+    axes
+}
+
+const FOLD: &str = "fold";
+
+fn dataset_folds(spec: &Spec, dataset: &ParamValue) -> Option<usize> {
+    spec.datasets.get(dataset.as_str()?)?.folds()
+}
+
+/// The combination with its fold kept when the dataset has that fold, dropped when the dataset
+/// is not cross-validated (the duplicates this makes share an id), or `None` past its k.
+fn with_fold(spec: &Spec, mut combo: BTreeMap<String, ParamValue>) -> Option<BTreeMap<String, ParamValue>> {
+    let Some(fold) = combo.get(FOLD).and_then(ParamValue::as_i64) else { return Some(combo) };
+    match combo.get("dataset").and_then(|d| dataset_folds(spec, d)) {
+        Some(k) if fold as usize >= k => None,
+        Some(_) => Some(combo),
+        None => {
+            combo.remove(FOLD);
+            Some(combo)
+        }
+    }
 }
 
 /// Cartesian product, first axis varying slowest.
@@ -89,17 +125,19 @@ fn matches(params: &BTreeMap<String, ParamValue>, filter: &BTreeMap<String, Para
     filter.iter().all(|(k, v)| params.get(k).is_some_and(|p| p.canonical() == v.canonical()))
 }
 
+/// The `[train]` values under the combination's. Keys added after plans were pinned are left
+/// out at their defaults, so a spec that does not use them gives the same plan as before.
 fn with_defaults(spec: &Spec, combo: BTreeMap<String, ParamValue>) -> BTreeMap<String, ParamValue> {
-    let mut params = spec.train.clone();
+    let mut params: BTreeMap<String, ParamValue> =
+        spec.train.iter().filter(|(k, v)| !is_added_default(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect();
     params.extend(combo);
     params
 }
 
 /// Id from the parameters that change results, the model's source and the dataset's table.
 fn run_id(spec: &Spec, params: &BTreeMap<String, ParamValue>, axes: &[String]) -> String {
-    let skip: BTreeSet<&str> = TRAIN_KEYS.iter().filter(|k| !k.affects_results).map(|k| k.name).collect();
     let mut canonical: BTreeMap<String, String> =
-        params.iter().filter(|(k, _)| !skip.contains(k.as_str())).map(|(k, v)| (k.clone(), v.canonical())).collect();
+        params.iter().filter(|(k, v)| in_run_id(k, v)).map(|(k, v)| (k.clone(), v.canonical())).collect();
     let model = params.get("model").and_then(|m| m.as_str()).and_then(|m| spec.models.get(m));
     if let Some(source) = model {
         canonical.insert("model_source".into(), source.canonical());

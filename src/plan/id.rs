@@ -36,6 +36,7 @@ fn slug_part(axis: &str, value: &ParamValue) -> String {
         "model" | "dataset" | "scheme" => v,
         "learning_rate" => format!("lr{v}"),
         "seed" => format!("s{v}"),
+        "fold" => format!("f{v}"),
         other => format!("{}{v}", abbreviation(other)),
     }
 }
@@ -52,6 +53,9 @@ fn abbreviation(key: &str) -> &str {
         "label_alignment" => "al",
         "select_best_by" => "sel",
         "save_model" => "save",
+        "early_stopping_patience" => "pat",
+        "early_stopping_threshold" => "thr",
+        "train_fraction" => "tf",
         other => other,
     }
 }

@@ -156,3 +156,46 @@ fn hashing_is_stable_across_machines() {
         d[..4].iter().map(|b| format!("{b:02x}")).collect::<String>()
     });
 }
+
+#[test]
+fn a_folded_dataset_adds_a_fold_axis_before_seed() {
+    let folded =
+        BASE.replace("path = \"d.jsonl\"", "path = \"d.jsonl\"\nsplit = { folds = 3, validation = 0.1, seed = 1 }");
+    let plan = plan_of(&folded);
+    assert_eq!(plan.axes, ["model", "scheme", "learning_rate", "dataset", "fold", "seed"]);
+    assert_eq!(plan.runs.len(), 36);
+    let folds: Vec<i64> = plan.runs[..3].iter().map(|r| r.params["fold"].as_i64().unwrap()).collect();
+    assert_eq!(folds, [0, 1, 2]);
+    assert!(plan.runs[2].id.starts_with("kb-bio-lr1e-5-d-f2-s42-"), "{}", plan.runs[2].id);
+}
+
+#[test]
+fn folds_apply_only_to_the_datasets_that_have_them() {
+    let two = BASE.replace("datasets = [\"d\"]", "datasets = [\"d\", \"k\"]").replace(
+        "[grid]",
+        "[datasets.k]\nformat = \"jsonl\"\npath = \"k.jsonl\"\nsplit = { folds = 2, seed = 1 }\n\n[grid]",
+    );
+    let plan = plan_of(&two);
+    assert_eq!(plan.runs.len(), 12 + 24);
+    let plain: Vec<&RunSpec> = plan.runs.iter().filter(|r| r.str_param("dataset") == "d").collect();
+    assert!(plain.iter().all(|r| !r.params.contains_key("fold")));
+    // The plain dataset's runs keep the ids they have in a grid without folds.
+    let before = ids(&plan_of(BASE));
+    assert!(plain.iter().all(|r| before.contains(&r.id)));
+}
+
+#[test]
+fn added_train_keys_change_ids_only_away_from_their_defaults() {
+    let base = ids(&plan_of(BASE));
+    let defaults = "\n[train]\nearly_stopping_patience = 0\nearly_stopping_threshold = 0.0\ntrain_fraction = 1.0\n";
+    assert_eq!(ids(&plan_of(&format!("{BASE}{defaults}"))), base);
+    let patient = ids(&plan_of(&format!("{BASE}\n[train]\nearly_stopping_patience = 2\n")));
+    assert!(patient.iter().all(|id| !base.contains(id)));
+    let curve = plan_of(&BASE.replace("datasets = [\"d\"]", "datasets = [\"d\"]\ntrain_fraction = [0.5, 1.0]"));
+    assert_eq!(curve.runs.len(), 24);
+    let whole: Vec<&RunSpec> = curve.runs.iter().filter(|r| r.f64_param("train_fraction") == 1.0).collect();
+    // The hash of a whole-split run is the plain run's; only the slug names the fraction.
+    let hash = |id: &str| id.rsplit('-').next().unwrap().to_string();
+    let base_hashes: Vec<String> = base.iter().map(|id| hash(id)).collect();
+    assert!(whole.iter().all(|r| base_hashes.contains(&hash(&r.id)) && r.id.contains("-tf1.0-")));
+}

@@ -1,13 +1,13 @@
 //! Paired comparisons over matched runs: for each pair of values of `scheme` (and of `model`),
-//! runs that agree on every other axis, seed included. Reports the mean test-F1 difference
-//! A − B over seeds, a paired bootstrap over test sentences from the saved predictions, and a
-//! sign-flip permutation test over seeds.
+//! runs that agree on every other axis, seed and fold included. Reports the mean test-F1
+//! difference A − B over the pairs (folds × seeds), a paired bootstrap over test sentences
+//! (within each fold) from the saved predictions, and a sign-flip permutation test over pairs.
 
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use super::frames::param_text;
+use super::frames::{param_text, REPLICATE_AXES};
 use super::study::{axes_without, group_runs, key_columns};
 use crate::stats::{
     mean, paired_bootstrap, sentence_counts, sign_flip_test, BootstrapConfig, BootstrapResult, Counts, PairedRun,
@@ -31,7 +31,7 @@ pub(crate) struct Comparison {
     /// Values of the cell axes, with "" for the compared axis.
     pub key: Vec<String>,
     pub dry_run: bool,
-    /// Test F1 differences A − B, one per matched seed.
+    /// Test F1 differences A − B, one per matched (fold, seed).
     pub diffs: Vec<f64>,
     pub bootstrap: Result<BootstrapResult, String>,
     /// `None` below [`MIN_SEEDS_FOR_PERMUTATION`] pairs.
@@ -117,9 +117,7 @@ fn match_values<'r>(
         let pairs = ga
             .runs
             .iter()
-            .filter_map(|ra| {
-                gb.runs.iter().find(|rb| param_text(rb, "seed") == param_text(ra, "seed")).map(|rb| (*ra, *rb))
-            })
+            .filter_map(|ra| gb.runs.iter().find(|rb| same_replicate(ra, rb)).map(|rb| (*ra, *rb)))
             .collect();
         let key =
             cell_axes.iter().map(|c| fixed.iter().position(|f| f == c).map_or(String::new(), |p| ga.key[p].clone()));
@@ -167,7 +165,14 @@ fn compare_matched(
     })
 }
 
-/// The paired bootstrap of one comparison; the reason when it cannot run.
+/// Whether two runs are the same replicate: the same seed and, cross-validated, the same fold.
+fn same_replicate(a: &RunResult, b: &RunResult) -> bool {
+    REPLICATE_AXES.iter().all(|axis| param_text(a, axis) == param_text(b, axis))
+}
+
+/// The paired bootstrap of one comparison; the reason when it cannot run. Pairs of one fold
+/// (or, without folds, on the same sentences) share a test set and each replicate's draw of
+/// it; the folds' test sets are resampled independently, each within itself.
 fn bootstrap(
     pairs: &[(&RunResult, &RunResult)],
     predictions: &BTreeMap<String, Vec<TaggedSentence>>,
@@ -176,7 +181,7 @@ fn bootstrap(
     if missing > 0 {
         return Err(format!("no bootstrap: predictions missing for {missing} of {} runs", 2 * pairs.len()));
     }
-    let mut test_sets: Vec<Vec<&[String]>> = Vec::new();
+    let mut test_sets: Vec<(String, Vec<&[String]>)> = Vec::new();
     let mut runs = Vec::with_capacity(pairs.len());
     for (ra, rb) in pairs {
         let (pa, pb) = (&predictions[&ra.id], &predictions[&rb.id]);
@@ -184,8 +189,12 @@ fn bootstrap(
         if wa != wb {
             return Err(format!("no bootstrap: `{}` and `{}` were scored on different test sentences", ra.id, rb.id));
         }
-        let test_set = test_sets.iter().position(|t| *t == wa).unwrap_or_else(|| {
-            test_sets.push(wa);
+        let fold = param_text(ra, "fold");
+        if !fold.is_empty() && test_sets.iter().any(|(f, t)| *f == fold && *t != wa) {
+            return Err(format!("no bootstrap: runs of fold {fold} were scored on different test sentences"));
+        }
+        let test_set = test_sets.iter().position(|(f, t)| *f == fold && *t == wa).unwrap_or_else(|| {
+            test_sets.push((fold, wa));
             test_sets.len() - 1
         });
         runs.push(PairedRun { test_set, a: counts(ra, pa)?, b: counts(rb, pb)? });
@@ -205,7 +214,8 @@ fn counts(run: &RunResult, sentences: &[TaggedSentence]) -> Result<Vec<Counts>, 
 }
 
 /// `comparisons.csv`: compared axis, a, b, the cell axes ("" for the compared one), dry_run,
-/// n_pairs, mean_diff_f1, the bootstrap interval, the sign-flip p-value and a note.
+/// n_pairs, mean_diff_f1, the bootstrap interval, the sign-flip p-value, the smallest p-value
+/// n_pairs can give and a note.
 pub(crate) fn comparisons_frame(rows: &[Comparison], cell_axes: &[String]) -> PolarsResult<DataFrame> {
     let text = |name: &str, f: &dyn Fn(&Comparison) -> String| {
         Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
@@ -221,6 +231,78 @@ pub(crate) fn comparisons_frame(rows: &[Comparison], cell_axes: &[String]) -> Po
     cols.push(float("bootstrap_ci95_low", &|c| c.bootstrap.as_ref().ok().map(|b| b.interval.low)));
     cols.push(float("bootstrap_ci95_high", &|c| c.bootstrap.as_ref().ok().map(|b| b.interval.high)));
     cols.push(float("sign_flip_p", &|c| c.sign_flip.map(|t| t.p_value)));
+    cols.push(float("smallest_p", &|c| c.sign_flip.map(|t| t.smallest_p)));
     cols.push(text("note", &|c| c.note()));
     DataFrame::new_infer_height(cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::sentence_counts;
+
+    fn run(id: &str, scheme: &str, fold: i64, seed: i64, f1: f64) -> RunResult {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "index": 0, "experiment": "e", "status": "done", "dry_run": false,
+            "params": { "model": "m", "scheme": scheme, "fold": fold, "seed": seed },
+            "test": { "precision": f1, "recall": f1, "f1": f1, "accuracy": 1.0 },
+            "timings": { "started_at": "", "finished_at": "", "seconds": 0.0 },
+            "device": "cpu", "host": "h", "attempt": 1,
+            "tool": { "name": "nergrid", "version": "0", "git_commit": "x" },
+        }))
+        .unwrap()
+    }
+
+    fn sentences(words: &[&str], right: usize) -> Vec<TaggedSentence> {
+        let tag = |ok: bool| vec![if ok { "B-X" } else { "O" }.to_string()];
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| TaggedSentence { words: vec![w.to_string()], gold: tag(true), predicted: tag(i < right) })
+            .collect()
+    }
+
+    #[test]
+    fn pairs_match_on_fold_and_seed_and_folds_are_resampled_apart() {
+        let test_words = [vec!["a", "b"], vec!["c", "d", "e"]];
+        let mut results = Vec::new();
+        let mut predictions = BTreeMap::new();
+        for fold in 0..2 {
+            for seed in 1..=2 {
+                for (scheme, right) in [("BIO", 2), ("BIOES", seed as usize - 1)] {
+                    let id = format!("{scheme}-f{fold}-s{seed}");
+                    let words = &test_words[fold as usize];
+                    predictions.insert(id.clone(), sentences(words, right.min(words.len())));
+                    results.push(run(&id, scheme, fold, seed, 0.25 * right as f64));
+                }
+            }
+        }
+        let axes: Vec<String> = ["model", "scheme"].map(String::from).to_vec();
+        let found = comparisons(&results, &axes, &predictions);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].diffs, [0.5, 0.25, 0.5, 0.25], "BIO − BIOES per (fold, seed)");
+        // The same bootstrap by hand: one test set per fold, each pair on its fold's.
+        let counts = |id: &str| {
+            let s = &predictions[id];
+            let tags = |f: fn(&TaggedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
+                s.iter().map(|t| f(t).iter().map(String::as_str).collect()).collect()
+            };
+            sentence_counts(&tags(|t| &t.gold), &tags(|t| &t.predicted)).unwrap()
+        };
+        let pairs: Vec<PairedRun> = [(0, 1), (0, 2), (1, 1), (1, 2)]
+            .iter()
+            .map(|(f, s)| PairedRun {
+                test_set: *f,
+                a: counts(&format!("BIO-f{f}-s{s}")),
+                b: counts(&format!("BIOES-f{f}-s{s}")),
+            })
+            .collect();
+        let want = paired_bootstrap(&pairs, &BootstrapConfig::default()).unwrap();
+        assert_eq!(found[0].bootstrap.as_ref().unwrap(), &want);
+        // Runs of one fold scored on other sentences cannot be resampled together.
+        predictions.insert("BIO-f1-s2".into(), sentences(&["x", "y", "z"], 3));
+        predictions.insert("BIOES-f1-s2".into(), sentences(&["x", "y", "z"], 1));
+        let broken = comparisons(&results, &axes, &predictions);
+        assert!(broken[0].bootstrap.as_ref().unwrap_err().contains("fold 1"), "{:?}", broken[0].bootstrap);
+    }
 }

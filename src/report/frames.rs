@@ -63,10 +63,13 @@ fn status(r: &RunResult) -> &'static str {
     }
 }
 
-/// Done runs grouped by every axis except seed: n, mean, std, min, max of P/R/F1.
+/// The axes whose runs are replicates of one cell: seeds and, cross-validated, folds.
+pub(crate) const REPLICATE_AXES: [&str; 2] = ["fold", "seed"];
+
+/// Done runs grouped by every axis except seed and fold: n, mean, std, min, max of P/R/F1.
 pub fn summary_frame(runs: &DataFrame, axes: &[String]) -> PolarsResult<DataFrame> {
     // dry_run is a key so that dry-run numbers are never averaged with trained ones.
-    let mut keys: Vec<&str> = axes.iter().map(String::as_str).filter(|a| *a != "seed").collect();
+    let mut keys: Vec<&str> = axes.iter().map(String::as_str).filter(|a| !REPLICATE_AXES.contains(a)).collect();
     keys.push("dry_run");
     let done = done_rows(runs)?;
     let grouped = done.group_by_stable(keys.clone())?.select(METRICS);

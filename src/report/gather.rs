@@ -75,7 +75,7 @@ fn axes_from_results(results: &[RunResult]) -> Vec<String> {
     let mut axes: Vec<String> = main.iter().map(|s| s.to_string()).collect();
     let keys: BTreeSet<&String> = results.iter().flat_map(|r| r.params.keys()).collect();
     for key in keys {
-        if main.contains(&key.as_str()) || key == "seed" {
+        if main.contains(&key.as_str()) || key == "seed" || key == "fold" {
             continue;
         }
         let values: BTreeSet<String> =
@@ -83,6 +83,9 @@ fn axes_from_results(results: &[RunResult]) -> Vec<String> {
         if values.len() > 1 {
             axes.push(key.clone());
         }
+    }
+    if results.iter().any(|r| r.params.contains_key("fold")) {
+        axes.push("fold".into());
     }
     axes.push("seed".into());
     axes

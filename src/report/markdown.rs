@@ -59,7 +59,12 @@ pub fn report(
     let mixed = inputs.any_dry_run() && inputs.results.iter().any(|r| !r.dry_run);
     md.push_str("## Test F1 by learning rate (mean over seeds and other axes)\n\n");
     md.push_str(&table(&shown_columns(pivot, mixed)?, 4));
-    md.push_str("\n## Summary over seeds (test set)\n\n");
+    let folded = inputs.axes.iter().any(|a| a == "fold");
+    md.push_str(if folded {
+        "\n## Summary over folds × seeds (test set)\n\n"
+    } else {
+        "\n## Summary over seeds (test set)\n\n"
+    });
     let short = shown_columns(&summary.select(summary_columns(summary))?, mixed)?;
     md.push_str(&table(&short, 4));
     md.push_str("\nAll statistics: `summary.csv`. Every run: `runs.csv`.\n\n");
@@ -123,6 +128,8 @@ pub(crate) struct StudyView<'v, 'a> {
     pub plots: &'v [Plot],
     /// Whether the store mixes dry runs with trained ones (then tables show a dry_run column).
     pub mixed: bool,
+    /// Whether the grid has a `fold` axis (k-fold cross-validation).
+    pub folded: bool,
 }
 
 fn f4(v: f64) -> String {
@@ -210,10 +217,20 @@ fn lr_section(v: &StudyView<'_, '_>) -> String {
 }
 
 fn cells_section(v: &StudyView<'_, '_>) -> String {
-    let mut md = String::from("## Every cell over seeds\n\n");
+    let mut md = String::from(match v.folded {
+        true => "## Every cell over folds × seeds\n\n",
+        false => "## Every cell over seeds\n\n",
+    });
+    let (folds, caveat) = match v.folded {
+        true => (
+            " and folds",
+            "; over folds it treats the runs as independent, which they are not: see the paired comparisons",
+        ),
+        false => ("", ""),
+    };
     md.push_str(&format!(
-        "Mean ± sample standard deviation over seeds, and a 95% confidence interval for the mean test F1 \
-         (Student's t with n − 1 degrees of freedom; none below {MIN_SEEDS_FOR_CI} seeds). With few seeds the \
+        "Mean ± sample standard deviation over seeds{folds}, and a 95% confidence interval for the mean test F1 \
+         (Student's t with n − 1 degrees of freedom; none below {MIN_SEEDS_FOR_CI} runs{caveat}). With few seeds the \
          interval is wide and may pass 1: it is reported as computed, not clipped. `cells.csv` holds the same \
          for test precision, recall and validation F1.\n\n"
     ));
@@ -239,12 +256,22 @@ fn cells_section(v: &StudyView<'_, '_>) -> String {
     md
 }
 
+/// What a comparison over folds × seeds does and does not show.
+const FOLDS_CAVEAT: &str =
+    "**Folds**: runs are matched on (fold, seed), so k folds × s seeds give k·s pairs, and each \
+    fold's test sentences are resampled within that fold (the folds' test sets are disjoint; their draws are \
+    independent). The folds share training data (any two folds' training parts overlap in (k − 2)/(k − 1) of \
+    their sentences) and the seeds share everything but the seed, so the pairs are not independent \
+    replications: the sign-flip p-value treats them as exchangeable and is optimistic, and the bootstrap \
+    interval covers test-sentence sampling given these trained models, not the variation of a new training \
+    set. The smallest p column is 2/2ⁿ for the n pairs: the test cannot go below it.\n\n";
+
 fn comparisons_section(v: &StudyView<'_, '_>) -> String {
     let mut md = String::from("## Paired comparisons\n\n");
     let BootstrapConfig { replicates, seed, .. } = BootstrapConfig::default();
     md.push_str(&format!(
-        "Runs are matched on every other axis, seed included; a difference is A − B in test F1, averaged over \
-         the matched seeds (n pairs). **Bootstrap**: {replicates} resamples of the test sentences with \
+        "Runs are matched on every other axis, seed (and fold) included; a difference is A − B in test F1, \
+         averaged over the matched seeds (and folds): n pairs. **Bootstrap**: {replicates} resamples of the test sentences with \
          replacement (ChaCha8, seed {seed}), rescoring A and B of every pair on the same sentences \
          (pairs that share a test set share each draw) and averaging the pairs' differences; the interval is the \
          2.5–97.5 percentile range. It measures test-set sampling for these seeds, not seed variation. \
@@ -252,6 +279,9 @@ fn comparisons_section(v: &StudyView<'_, '_>) -> String {
          {EXACT_SIGN_FLIP_MAX}); not computed below {MIN_PAIRS} pairs. With n pairs the smallest possible p is \
          2/2ⁿ (0.0625 for 5 seeds), so fewer than 6 seeds can never give p < 0.05. Table: `comparisons.csv`.\n\n"
     ));
+    if v.folded {
+        md.push_str(FOLDS_CAVEAT);
+    }
     if v.comparisons.is_empty() {
         md.push_str("No axis among scheme and model has two values with matched runs.\n\n");
     }
@@ -265,7 +295,9 @@ fn comparisons_section(v: &StudyView<'_, '_>) -> String {
         md.push_str(&format!("### {}: {} vs {}\n\n", c.axis, c.a, c.b));
         let axes = axes_without(v.cell_axes, &[c.axis.as_str()]);
         let mut header = key_header(&axes, v.mixed);
-        header.extend(["n", "mean diff (A − B)", "bootstrap 95%", "sign-flip p", "note"].map(String::from));
+        header.extend(
+            ["n pairs", "mean diff (A − B)", "bootstrap 95%", "sign-flip p", "smallest p", "note"].map(String::from),
+        );
         let rows: Vec<Vec<String>> = v
             .comparisons
             .iter()
@@ -287,6 +319,7 @@ fn comparison_row(c: &Comparison, v: &StudyView<'_, '_>) -> Vec<String> {
         format!("{:+.4}", c.mean_diff()),
         c.bootstrap.as_ref().map_or("–".into(), |b| format!("[{:+.4}, {:+.4}]", b.interval.low, b.interval.high)),
         c.sign_flip.map_or("–".into(), |t| format!("{:.4}", t.p_value)),
+        c.sign_flip.map_or("–".into(), |t| format!("{:.2e}", t.smallest_p)),
         c.note(),
     ]);
     row

@@ -2,6 +2,7 @@
 
 mod audit;
 mod compare;
+mod curve;
 mod errors;
 mod frames;
 mod gather;
@@ -42,8 +43,8 @@ pub struct ReportFiles {
     pub summary_csv: PathBuf,
     pub pivot_csv: PathBuf,
     /// The study tables (`cells.csv`, `lr_selection.csv`, `comparisons.csv`, `per_type.csv`,
-    /// `study.csv`, `errors.csv`, `error_comparisons.csv`) and plots (`plots/*.svg`), in that
-    /// order.
+    /// `study.csv`, `errors.csv`, `error_comparisons.csv`, and `learning_curve.csv` with a
+    /// `train_fraction` axis) and plots (`plots/*.svg`), in that order.
     pub study: Vec<PathBuf>,
     pub inputs: ReportInputs,
 }
@@ -79,7 +80,7 @@ fn write_study(
 ) -> Result<(String, Vec<PathBuf>), ReportError> {
     let root = store.root();
     let results = &inputs.results;
-    let cell_axes = study::axes_without(&inputs.axes, &["seed"]);
+    let cell_axes = study::axes_without(&inputs.axes, &frames::REPLICATE_AXES);
     let cells = study::cells(results, &cell_axes);
     let choices = study::choose_learning_rates(&cells, &cell_axes);
     let types = study::per_type(&cells);
@@ -105,6 +106,14 @@ fn write_study(
         write_csv(&path, &mut frame)?;
         written.push(path);
     }
+    let curve = curve::has_curve(&cell_axes);
+    if curve {
+        let path = root.join("learning_curve.csv");
+        let mut frame = curve::curve_frame(&cells, &cell_axes)
+            .map_err(|source| ReportError::Table { path: path.clone(), source })?;
+        write_csv(&path, &mut frame)?;
+        written.push(path);
+    }
     for plot in &plots {
         let path = root.join(&plot.file);
         write_atomic(&path, plot.svg.as_bytes())?;
@@ -122,8 +131,14 @@ fn write_study(
         audits: &audits,
         plots: &plots,
         mixed,
+        folded: inputs.axes.iter().any(|a| a == "fold"),
     };
-    Ok((markdown::study_sections(&view) + &errors::error_sections(&error_view), written))
+    let mut md = markdown::study_sections(&view);
+    if curve {
+        md.push_str(&curve::curve_section(&cells, &cell_axes, view.mixed));
+    }
+    md.push_str(&errors::error_sections(&error_view));
+    Ok((md, written))
 }
 
 /// CSV with 6 decimals for floats, so output is byte-for-byte reproducible.

@@ -1,8 +1,9 @@
 //! SVG plots (plotters): validation F1 per epoch of every run, one chart per model × scheme
 //! (× dataset …) with a line per run coloured by learning rate; and test F1 against learning
 //! rate, one chart per dataset (× other axes) with a mean line per model × scheme, ± one sample
-//! standard deviation as error bars, and every seed as a point. Text is plain SVG `<text>`, so
-//! no font files are needed.
+//! standard deviation as error bars, and every seed as a point; with a `train_fraction` axis,
+//! the learning curve the same way over the fraction of the training split. Text is plain SVG
+//! `<text>`, so no font files are needed.
 
 use std::collections::BTreeMap;
 use std::error::Error;
@@ -54,7 +55,13 @@ pub(crate) fn plots(
         out.push(render_epochs(&chart, epochs, &mut taken)?);
     }
     for chart in lr_charts(cells, cell_axes) {
-        out.push(render_lr(&chart, &mut taken)?);
+        out.push(render_over(&chart, &LEARNING_RATE, &mut taken)?);
+    }
+    if cell_axes.iter().any(|a| a == TRAIN_FRACTION.param) {
+        let axes = axes_without(cell_axes, &["model", "scheme", TRAIN_FRACTION.param]);
+        for chart in charts_by(cells, cell_axes, axes) {
+            out.push(render_over(&chart, &TRAIN_FRACTION, &mut taken)?);
+        }
     }
     out.retain(|p| !p.svg.is_empty());
     Ok(out)
@@ -111,6 +118,27 @@ fn epoch_charts<'c, 'a>(cells: &'c [Cell<'a>], cell_axes: &[String]) -> Vec<Char
 fn lr_charts<'c, 'a>(cells: &'c [Cell<'a>], cell_axes: &[String]) -> Vec<Chart<'c, 'a>> {
     charts_by(cells, cell_axes, axes_without(cell_axes, &["model", "scheme", "learning_rate"]))
 }
+
+/// A chart of test F1 over the values of one numeric axis, a line per model × scheme.
+struct Over {
+    /// The run parameter on the x axis.
+    param: &'static str,
+    /// The file name prefix.
+    prefix: &'static str,
+    title: &'static str,
+    desc: &'static str,
+}
+
+const LEARNING_RATE: Over =
+    Over { param: "learning_rate", prefix: "test_f1_vs_lr", title: "test F1 by learning rate", desc: "learning rate" };
+
+/// The learning curve: test F1 against the share of the training split kept.
+const TRAIN_FRACTION: Over = Over {
+    param: "train_fraction",
+    prefix: "learning_curve",
+    title: "learning curve",
+    desc: "train_fraction (mean training sentences)",
+};
 
 type Area<'b> = DrawingArea<SVGBackend<'b>, plotters::coord::Shift>;
 
@@ -249,13 +277,12 @@ struct LrSeries {
     points: Vec<(usize, f64, Option<f64>, Vec<f64>)>,
 }
 
-fn lr_series(chart: &Chart<'_, '_>, rates: &[String]) -> Vec<LrSeries> {
+fn lr_series(chart: &Chart<'_, '_>, rates: &[String], param: &str) -> Vec<LrSeries> {
     let mut series: Vec<LrSeries> = Vec::new();
     for cell in &chart.cells {
         let run = cell.group.runs[0];
         let name = format!("{} / {}", param_text(run, "model"), param_text(run, "scheme"));
-        let (Some(f1), Some(x)) = (cell.test_f1(), rates.iter().position(|r| *r == param_text(run, "learning_rate")))
-        else {
+        let (Some(f1), Some(x)) = (cell.test_f1(), rates.iter().position(|r| *r == param_text(run, param))) else {
             continue;
         };
         let seeds: Vec<f64> = cell.group.runs.iter().filter_map(|r| r.test.map(|t| t.f1)).collect();
@@ -271,33 +298,53 @@ fn lr_series(chart: &Chart<'_, '_>, rates: &[String]) -> Vec<LrSeries> {
     series
 }
 
-/// Learning rates of a chart's runs, by value.
-fn rates_of(chart: &Chart<'_, '_>) -> Vec<String> {
+/// Values of `param` among a chart's runs, by value.
+fn rates_of(chart: &Chart<'_, '_>, param: &str) -> Vec<String> {
     let mut rates: Vec<(f64, String)> = Vec::new();
     for run in chart.cells.iter().flat_map(|c| c.group.runs.iter()) {
-        let text = param_text(run, "learning_rate");
+        let text = param_text(run, param);
         if !rates.iter().any(|(_, t)| *t == text) {
-            rates.push((rate_value(run), text));
+            rates.push((param_value(run, param), text));
         }
     }
     rates.sort_by(|a, b| a.0.total_cmp(&b.0));
     rates.into_iter().map(|(_, t)| t).collect()
 }
 
-fn rate_value(run: &RunResult) -> f64 {
-    run.params.get("learning_rate").and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
+fn param_value(run: &RunResult, param: &str) -> f64 {
+    run.params.get(param).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
 }
 
-fn render_lr(chart: &Chart<'_, '_>, taken: &mut Vec<String>) -> PlotResult<Plot> {
-    let file = file_name("test_f1_vs_lr", &chart.values, taken);
+/// Mean training sentences of the chart's runs at each value of `param`, from their results.
+fn train_sizes(chart: &Chart<'_, '_>, param: &str, values: &[String]) -> Vec<Option<f64>> {
+    let runs: Vec<&RunResult> = chart.cells.iter().flat_map(|c| c.group.runs.iter().copied()).collect();
+    values
+        .iter()
+        .map(|v| {
+            let sizes: Vec<f64> =
+                runs.iter().filter(|r| param_text(r, param) == *v).filter_map(|r| train_size(r)).collect();
+            (!sizes.is_empty()).then(|| sizes.iter().sum::<f64>() / sizes.len() as f64)
+        })
+        .collect()
+}
+
+/// The number of training sentences a run recorded (`details.split.train`).
+pub(crate) fn train_size(run: &RunResult) -> Option<f64> {
+    run.details.get("split")?.get("train")?.as_f64()
+}
+
+fn render_over(chart: &Chart<'_, '_>, over: &Over, taken: &mut Vec<String>) -> PlotResult<Plot> {
+    let file = file_name(over.prefix, &chart.values, taken);
     let what = describe(&chart.axes, &chart.values, chart.dry_run);
-    let title = if what.is_empty() {
-        "test F1 by learning rate".to_string()
-    } else {
-        format!("test F1 by learning rate: {what}")
+    let title = if what.is_empty() { over.title.to_string() } else { format!("{}: {what}", over.title) };
+    let rates = rates_of(chart, over.param);
+    let series = lr_series(chart, &rates, over.param);
+    let sizes = match over.param {
+        "train_fraction" => train_sizes(chart, over.param, &rates),
+        _ => vec![None; rates.len()],
     };
-    let rates = rates_of(chart);
-    let series = lr_series(chart, &rates);
+    let labels: Vec<String> =
+        rates.iter().zip(&sizes).map(|(r, n)| n.map_or_else(|| r.clone(), |n| format!("{r} ({n:.0})"))).collect();
     if series.is_empty() {
         return Ok(Plot { file, title, svg: String::new() });
     }
@@ -312,14 +359,10 @@ fn render_lr(chart: &Chart<'_, '_>, taken: &mut Vec<String>) -> PlotResult<Plot>
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
         let (plot, legend) = layout(&root, &title)?;
-        let label = |i: usize| rates.get(i).cloned();
-        let x = Axis {
-            range: -0.5..rates.len() as f64 - 0.5,
-            ticks: 4 * rates.len() + 2,
-            label: &label,
-            desc: "learning rate",
-        };
-        let mut ctx = chart_axes(&plot, x, ys, "test F1 (mean ± std over seeds; dots: seeds)")?;
+        let label = |i: usize| labels.get(i).cloned();
+        let x =
+            Axis { range: -0.5..rates.len() as f64 - 0.5, ticks: 4 * rates.len() + 2, label: &label, desc: over.desc };
+        let mut ctx = chart_axes(&plot, x, ys, "test F1 (mean ± std over replicates; dots: runs)")?;
         let width = 0.5 / series.len().max(1) as f64;
         for (k, s) in series.iter().enumerate() {
             draw_lr_series(&mut ctx, s, color(k), (k as f64 - (series.len() - 1) as f64 / 2.0) * width)?;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context};
 use candle_core::Device;
 
-use super::dataset::{load_run_data, RunData};
+use super::dataset::{load_run_data, RunData, RunSplit};
 use crate::data::Scheme;
 use crate::metrics::{error_analysis, evaluate, Mode, Report, ZeroDivision};
 use crate::plan::RunSpec;
@@ -33,7 +33,10 @@ impl Trainer for CandleTrainer {
         let scheme: Scheme = run.str_param("scheme").parse().map_err(|e: String| anyhow!(e))?;
         let alias = run.str_param("dataset");
         let entry = ctx.spec.datasets.get(alias).ok_or_else(|| anyhow!("unknown dataset alias {alias}"))?;
-        let data = load_run_data(alias, entry, scheme)?;
+        let fold = run.param("fold").and_then(|f| f.as_i64()).map(|f| f as usize);
+        let train_fraction = run.param("train_fraction").and_then(|v| v.as_f64()).unwrap_or(1.0);
+        let part = RunSplit { fold, train_fraction, seed: run.usize_param("seed") as u64 };
+        let data = load_run_data(alias, entry, scheme, part)?;
         ctx.store.write_split_manifest(&run.id, &serde_json::to_value(&data.manifest)?)?;
         let log = |line: String| {
             let _ = ctx.store.log(&run.id, &line);
@@ -65,6 +68,7 @@ impl Trainer for CandleTrainer {
                 TrainEvent::Loaded { n_parameters, missing, unexpected } => log(format!(
                     "model: {n_parameters} parameters; missing tensors {missing:?}; unexpected tensors {unexpected:?}"
                 )),
+                TrainEvent::StoppedEarly { epoch } => log(format!("early stopping after epoch {epoch}")),
                 TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
                 _ => {}
             }
@@ -170,6 +174,8 @@ pub fn train_config(run: &RunSpec, grad_accum: usize) -> anyhow::Result<TrainCon
         label_alignment,
         seed: run.usize_param("seed") as u64,
         select_best_by,
+        early_stopping_patience: run.usize_param("early_stopping_patience"),
+        early_stopping_threshold: run.param("early_stopping_threshold").and_then(|v| v.as_f64()).unwrap_or(0.0),
         ..TrainConfig::default()
     };
     match cfg.invalid() {
@@ -246,6 +252,8 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
             "validation": data.manifest.validation.len(),
             "test": data.manifest.test.len(),
             "sha256": data.manifest.sha256,
+            "fold": run.param("fold").and_then(|f| f.as_i64()),
+            "train_fraction": data.train_fraction,
         },
         "entities_lost_to_truncation": outcome.entities_lost_to_truncation,
         "missing_tensors": outcome.missing_tensors,
@@ -254,6 +262,12 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         "grad_accum": cfg.grad_accum,
         "train_tokens_per_epoch": outcome.train_tokens_per_epoch,
         "test_seconds": outcome.test_seconds,
+        "early_stopping": {
+            "patience": cfg.early_stopping_patience,
+            "threshold": cfg.early_stopping_threshold,
+            "stopped_epoch": outcome.stopped_epoch,
+            "epochs_run": outcome.epochs.len(),
+        },
         "skipped_records": data.skipped.len(),
         "audit": crate::data::audit(&data.corpus, &data.manifest),
         "versions": { "candle": env!("NERGRID_CANDLE_VERSION"), "nergrid": env!("CARGO_PKG_VERSION") },

@@ -5,4 +5,4 @@ mod candle;
 mod dataset;
 
 pub use candle::{device, sentences, seqeval_scores, train_config, CandleTrainer};
-pub use dataset::{dataset_config, load_run_data, prepare, RunData};
+pub use dataset::{dataset_config, load_run_data, prepare, RunData, RunSplit};

@@ -24,6 +24,8 @@ pub(crate) enum Kind {
     /// An alias defined in `[datasets]`.
     DatasetAlias,
     Bool,
+    /// A number in (0, 1].
+    Fraction,
     /// Any non-empty string.
     Text,
 }
@@ -42,6 +44,7 @@ impl Kind {
             Kind::ModelAlias => "a model alias defined in [models]".into(),
             Kind::DatasetAlias => "a dataset alias defined in [datasets]".into(),
             Kind::Bool => "true or false".into(),
+            Kind::Fraction => "a number > 0 and <= 1".into(),
             Kind::Text => "a non-empty string".into(),
         }
     }
@@ -121,7 +124,45 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
         affects_results: true,
     },
     TrainKey { name: "save_model", kind: Kind::Bool, default: || ParamValue::Bool(false), affects_results: false },
+    // Issue 16 (early stopping, learning curves). Added after run ids were pinned: at their
+    // defaults they stay out of the id (`ADDED_KEYS`), so existing grids keep their ids.
+    TrainKey {
+        name: "early_stopping_patience",
+        kind: Kind::Int { min: 0 },
+        default: || ParamValue::Int(0),
+        affects_results: true,
+    },
+    TrainKey {
+        name: "early_stopping_threshold",
+        kind: Kind::Float { min: 0.0, max: f64::INFINITY, positive: false },
+        default: || ParamValue::Float(0.0),
+        affects_results: true,
+    },
+    TrainKey {
+        name: "train_fraction",
+        kind: Kind::Fraction,
+        default: || ParamValue::Float(1.0),
+        affects_results: true,
+    },
 ];
+
+/// `[train]` keys added after run ids were first pinned: a run id includes them only when
+/// their value differs from the default, so a spec that does not use them keeps its ids.
+pub(crate) const ADDED_KEYS: &[&str] = &["early_stopping_patience", "early_stopping_threshold", "train_fraction"];
+
+/// Whether `name` is one of [`ADDED_KEYS`] and `value` its default.
+pub(crate) fn is_added_default(name: &str, value: &ParamValue) -> bool {
+    ADDED_KEYS.contains(&name) && train_key(name).is_some_and(|k| (k.default)().canonical() == value.canonical())
+}
+
+/// Whether `name = value` belongs in a run id (see [`ADDED_KEYS`]).
+pub(crate) fn in_run_id(name: &str, value: &ParamValue) -> bool {
+    match train_key(name) {
+        Some(key) if !key.affects_results => false,
+        Some(_) => !is_added_default(name, value),
+        None => true,
+    }
+}
 
 pub(crate) fn train_key(name: &str) -> Option<&'static TrainKey> {
     TRAIN_KEYS.iter().find(|k| k.name == name)

@@ -16,5 +16,7 @@ pub use error::{SpecError, SpecErrors, SpecLoadError};
 pub use model::{format_float, DatasetEntry, Experiment, Grid, ModelSource, ParamValue, ScheduleSpec, SlurmSpec, Spec};
 pub use parse::{load, parse};
 
+#[cfg(test)]
 pub(crate) use keys::TRAIN_KEYS;
+pub(crate) use keys::{in_run_id, is_added_default};
 pub use parse::parse_duration;

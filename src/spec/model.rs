@@ -69,6 +69,12 @@ impl DatasetEntry {
     pub fn canonical(&self) -> String {
         serde_json::to_string(&self.table).unwrap_or_default()
     }
+
+    /// k of `split = { folds = k, ... }`, when the dataset is cross-validated.
+    pub fn folds(&self) -> Option<usize> {
+        let split = self.table.get("split")?.as_table()?;
+        split.get("folds")?.as_integer().and_then(|k| usize::try_from(k).ok())
+    }
 }
 
 /// `[schedule]`: how runs are spread over devices.

@@ -58,6 +58,9 @@ impl<'a> Validator<'a> {
         let train = self.train(root.get("train"));
         let declared = [root.get("models"), root.get("datasets")];
         let grid = self.grid(root.get("grid"), span, declared, (&models, &datasets));
+        if let Some(grid) = &grid {
+            self.early_stopping_needs_validation(root, grid, &train, &datasets);
+        }
         let schedule = self.schedule(root.get("schedule"));
         let slurm = self.slurm(root.get("slurm"));
         Some(Spec {
@@ -71,6 +74,34 @@ impl<'a> Validator<'a> {
             schedule,
             slurm,
         })
+    }
+
+    /// Early stopping watches the validation split: refuse it for a dataset whose split rule
+    /// leaves none (a test or k-fold rule without `validation`), at the key that asks for it.
+    fn early_stopping_needs_validation(
+        &mut self,
+        root: &DeTable<'_>,
+        grid: &Grid,
+        train: &BTreeMap<String, ParamValue>,
+        datasets: &BTreeMap<String, DatasetEntry>,
+    ) {
+        const KEY: &str = "early_stopping_patience";
+        let on = |v: &ParamValue| v.as_i64().is_some_and(|p| p > 0);
+        let in_grid = grid.axes.iter().find(|(k, _)| k == KEY).is_some_and(|(_, vs)| vs.iter().any(on));
+        let in_train = train.get(KEY).is_some_and(on);
+        let used = grid.axes.iter().find(|(k, _)| k == "dataset").map(|(_, vs)| vs.clone()).unwrap_or_default();
+        let without = used.iter().filter_map(|d| d.as_str()).find(|d| datasets.get(*d).is_some_and(lacks_validation));
+        let (Some(dataset), true) = (without, in_grid || in_train) else { return };
+        let table = if in_grid { "grid" } else { "train" };
+        let node = match root.get(table).map(|t| t.get_ref()) {
+            Some(DeValue::Table(t)) => t.get(KEY),
+            _ => None,
+        };
+        let message = format!(
+            "early stopping needs a validation split, and datasets.{dataset}'s split rule leaves none \
+             (add validation = 0.1 to its split)"
+        );
+        self.err(node.map_or(0..0, |n| n.span()), &format!("{table}.{KEY}"), message);
     }
 
     fn unknown_keys(&mut self, table: &DeTable<'_>, path: &str, allowed: &[&str]) {
@@ -335,6 +366,17 @@ impl<'a> Validator<'a> {
                     bad(self, format!("out of range, got {}", format_float(x)))
                 }
             }
+            (Kind::Fraction, DeValue::Integer(_) | DeValue::Float(_)) => {
+                let x = match raw {
+                    DeValue::Integer(i) => int_of(i).map_or(f64::NAN, |i| i as f64),
+                    DeValue::Float(f) => parse_float(f.as_str()),
+                    _ => unreachable!(),
+                };
+                match x > 0.0 && x <= 1.0 {
+                    true => Some(ParamValue::Float(x)),
+                    false => bad(self, format!("out of range, got {}", format_float(x))),
+                }
+            }
             (Kind::Bool, DeValue::Boolean(b)) => Some(ParamValue::Bool(*b)),
             (Kind::Text, DeValue::String(s)) if !s.is_empty() => Some(ParamValue::Str(s.to_string())),
             (Kind::Choice(choices), DeValue::String(s)) => {
@@ -569,6 +611,12 @@ impl Aliases<'_> {
     }
 }
 
+/// Whether a dataset's split rule splits without a validation part.
+fn lacks_validation(entry: &DatasetEntry) -> bool {
+    let Some(split) = entry.table.get("split").and_then(|s| s.as_table()) else { return false };
+    !split.contains_key("validation") && (split.contains_key("test") || split.contains_key("folds"))
+}
+
 /// Keys of a table node (empty when it is not a table).
 fn table_keys(node: Option<&Node<'_>>) -> Vec<String> {
     match node.map(|n| n.get_ref()) {
@@ -642,7 +690,7 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 fn kind_noun(kind: Kind) -> &'static str {
     match kind {
         Kind::Int { .. } => "an integer",
-        Kind::Float { .. } => "a number",
+        Kind::Float { .. } | Kind::Fraction => "a number",
         Kind::Bool => "a boolean",
         _ => "a string",
     }

@@ -28,6 +28,11 @@ pub struct TrainConfig {
     pub dropout: Option<f64>,
     /// Sentences per evaluation batch.
     pub eval_batch_size: usize,
+    /// Evaluations without improvement of `select_best_by` before training stops; 0 is off
+    /// (transformers' `EarlyStoppingCallback`, see [`super::select::stops_early`]).
+    pub early_stopping_patience: usize,
+    /// How much an evaluation must beat the best so far to count as an improvement.
+    pub early_stopping_threshold: f64,
 }
 
 impl Default for TrainConfig {
@@ -47,6 +52,8 @@ impl Default for TrainConfig {
             select_best_by: SelectMetric::F1,
             dropout: None,
             eval_batch_size: 16,
+            early_stopping_patience: 0,
+            early_stopping_threshold: 0.0,
         }
     }
 }
@@ -69,6 +76,10 @@ impl TrainConfig {
             (self.max_length < 3, format!("max_length must be >= 3, got {}", self.max_length)),
             (self.dropout.is_some_and(|p| !(0.0..1.0).contains(&p)), "dropout must be in [0, 1)".to_string()),
             (self.eval_batch_size == 0, "eval_batch_size must be >= 1".to_string()),
+            (
+                self.early_stopping_threshold.is_nan() || self.early_stopping_threshold < 0.0,
+                format!("early_stopping_threshold must be >= 0, got {}", self.early_stopping_threshold),
+            ),
         ];
         checks.into_iter().find(|(bad, _)| *bad).map(|(_, what)| what)
     }

@@ -55,6 +55,10 @@ pub enum TrainEvent {
         learning_rate: f64,
     },
     EpochEnd(EpochRecord),
+    /// Early stopping ended training after this epoch.
+    StoppedEarly {
+        epoch: usize,
+    },
     /// The epoch whose weights are restored for the test evaluation.
     BestEpoch {
         epoch: usize,
@@ -78,6 +82,8 @@ pub struct TrainOutcome {
     pub epochs: Vec<EpochRecord>,
     /// 1-based epoch whose weights were restored.
     pub best_epoch: usize,
+    /// The epoch after which early stopping ended training; `None` when every epoch ran.
+    pub stopped_epoch: Option<usize>,
     /// Test scores on the words the model saw (truncated words dropped, as the recipe).
     pub test: EvalScores,
     /// Every test word's gold tag.

@@ -1,6 +1,6 @@
 //! The epoch loop of the Hugging Face Trainer: seeded shuffling, padded batches, AdamW with
-//! clipping and a linear schedule, validation after every epoch, the best epoch's weights
-//! restored for the single test evaluation.
+//! clipping and a linear schedule, validation after every epoch (with early stopping when asked),
+//! the best epoch's weights restored for the single test evaluation.
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
 use super::clip::{clip_coefficient, global_norm, global_norm_host};
@@ -9,7 +9,7 @@ use super::error::TrainError;
 use super::optimizer::{AdamW, AdamWConfig};
 use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 use super::schedule::LinearSchedule;
-use super::select::best_epoch;
+use super::select::{best_epoch, stops_early};
 use crate::model::align::{align_sentence, AlignedSentence};
 use crate::model::encoder::HostBatch;
 use crate::model::fast;
@@ -52,6 +52,9 @@ pub fn train(
     if train.is_empty() {
         return Err(TrainError::EmptyTrain);
     }
+    if cfg.early_stopping_patience > 0 && validation.is_empty() {
+        return Err(TrainError::Config("early stopping needs a validation split; this run has none".into()));
+    }
     keep_freed_memory();
     let prepared = prepare(model, labels, [train, validation, test], cfg, device)?;
     let Prepared { files, tokenizer, loaded, splits } = prepared;
@@ -67,8 +70,10 @@ pub fn train(
     let train_seconds = started.elapsed().as_secs_f64();
     let tested = run.test(&splits.test, test, evaluate, on_event)?;
     let tokens = splits.train.iter().map(|s| s.ids.len()).sum::<usize>();
+    let epochs_run = epochs.len();
     Ok(TrainOutcome {
         best_epoch: run.best_epoch,
+        stopped_epoch: run.stopped_epoch,
         epochs,
         test: tested.scores,
         test_gold: tested.gold,
@@ -76,7 +81,7 @@ pub fn train(
         entities_lost_to_truncation: splits.truncation(),
         n_parameters: run.model.params().n_elements(),
         train_seconds,
-        train_tokens_per_sec: (tokens * cfg.epochs) as f64 / train_seconds.max(1e-9),
+        train_tokens_per_sec: (tokens * epochs_run) as f64 / train_seconds.max(1e-9),
         train_tokens_per_epoch: tokens,
         test_seconds: tested.seconds,
         missing_tensors: missing,
@@ -212,6 +217,8 @@ struct Run<'a> {
     step: usize,
     best_epoch: usize,
     best_weights: Option<Vec<Tensor>>,
+    /// Set when early stopping ended training after this epoch.
+    stopped_epoch: Option<usize>,
     /// Gradient buffers of the fused CPU path, reused across steps; `None` on other devices.
     host_grads: Option<Vec<Vec<f32>>>,
 }
@@ -236,6 +243,7 @@ impl<'a> Run<'a> {
             step: 0,
             best_epoch: 0,
             best_weights: None,
+            stopped_epoch: None,
             host_grads,
         })
     }
@@ -254,6 +262,12 @@ impl<'a> Run<'a> {
             on_event(TrainEvent::EpochEnd(record.clone()));
             records.push(record);
             self.keep_if_best(&records, validation.is_empty())?;
+            let (patience, threshold) = (self.cfg.early_stopping_patience, self.cfg.early_stopping_threshold);
+            if epoch < self.cfg.epochs && stops_early(&records, self.cfg.select_best_by, patience, threshold) {
+                self.stopped_epoch = Some(epoch);
+                on_event(TrainEvent::StoppedEarly { epoch });
+                break;
+            }
         }
         if let Some(weights) = self.best_weights.take() {
             self.model.params().restore(&weights)?;
