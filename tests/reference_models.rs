@@ -119,7 +119,8 @@ fn eval_logits_equal_transformers_within_1e_5() {
         assert!(loaded.unexpected.is_empty(), "{family}: unexpected {:?}", loaded.unexpected);
         let mut worst = 0f32;
         for case in &reference.cases {
-            let inputs = Inputs::new(&[case.input_ids.clone()], loaded.model.config(), &Device::Cpu).unwrap();
+            let inputs =
+                Inputs::new(std::slice::from_ref(&case.input_ids), loaded.model.config(), &Device::Cpu).unwrap();
             let got = loaded.model.forward(&inputs, None).unwrap().to_vec2::<f32>().unwrap();
             assert_eq!(got.len(), case.logits.len(), "{family} {:?}", case.words);
             for (row, want) in got.iter().zip(&case.logits) {
