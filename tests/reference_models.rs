@@ -6,7 +6,8 @@
 //! XLM-R (SentencePiece Unigram, as transformers 5 writes it and with the Hub's Metaspace-only
 //! pre-tokenizer). For each, nergrid's token ids and word alignment equal transformers' exactly,
 //! its eval logits agree within 1e-5, and `Predictor` finds the token-classification
-//! pipeline's entities (`aggregation_strategy="first"`) with the same character offsets.
+//! pipeline's entities (`aggregation_strategy="first"`) with the same character offsets, from
+//! the checkpoint as transformers wrote it and from nergrid's export of it.
 
 use candle_core::Device;
 use nergrid::model::predict::Predictor;
@@ -113,7 +114,7 @@ fn eval_logits_equal_transformers_within_1e_5() {
         let reference = reference(family);
         let files = files(family);
         let config = model::Config::from_file(&files.config).unwrap();
-        let labels: Vec<String> = config.id2label.clone().unwrap();
+        let labels = config.id2label.clone().unwrap();
         let loaded = model::load_model(&files, &labels, 0, &Device::Cpu).unwrap();
         assert!(loaded.missing.is_empty(), "{family}: missing {:?}", loaded.missing);
         assert!(loaded.unexpected.is_empty(), "{family}: unexpected {:?}", loaded.unexpected);
@@ -131,27 +132,56 @@ fn eval_logits_equal_transformers_within_1e_5() {
     }
 }
 
+/// Differences between `predictor`'s entities and the pipeline's on `family`'s texts, and the
+/// number of pipeline entities compared.
+fn differences_from_the_pipeline(family: &str, predictor: &Predictor) -> (Vec<String>, usize) {
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (i, tagged) in reference(family).pipeline.iter().enumerate() {
+        let got = predictor.predict(&tagged.text, i).unwrap();
+        let ours: Vec<(&str, usize, usize)> = got.iter().map(|e| (e.kind.as_str(), e.start, e.end)).collect();
+        let want: Vec<(&str, usize, usize)> =
+            tagged.entities.iter().map(|e| (e.kind.as_str(), e.start, e.end)).collect();
+        let scores_agree = got.iter().zip(&tagged.entities).all(|(a, b)| (a.score - b.score).abs() < 1e-4);
+        if ours != want || !scores_agree {
+            failures.push(format!("{family} {:?}:\n  ours {ours:?}\n  want {want:?}", tagged.text));
+        }
+        compared += want.len();
+    }
+    (failures, compared)
+}
+
 #[test]
 fn predicted_entities_and_offsets_equal_the_pipeline() {
     let mut failures = Vec::new();
     let mut compared = 0;
     for family in FAMILIES {
-        let reference = reference(family);
         let predictor = Predictor::load(model_dir(family).to_str().unwrap(), &Device::Cpu).unwrap();
-        for (i, tagged) in reference.pipeline.iter().enumerate() {
-            let got = predictor.predict(&tagged.text, i).unwrap();
-            let ours: Vec<(&str, usize, usize)> = got.iter().map(|e| (e.kind.as_str(), e.start, e.end)).collect();
-            let want: Vec<(&str, usize, usize)> =
-                tagged.entities.iter().map(|e| (e.kind.as_str(), e.start, e.end)).collect();
-            let scores_agree = got.iter().zip(&tagged.entities).all(|(a, b)| (a.score - b.score).abs() < 1e-4);
-            if ours != want || !scores_agree {
-                failures.push(format!("{family} {:?}:\n  ours {ours:?}\n  want {want:?}", tagged.text));
-            }
-            compared += want.len();
-        }
+        let (differ, n) = differences_from_the_pipeline(family, &predictor);
+        failures.extend(differ);
+        compared += n;
     }
     assert!(failures.is_empty(), "{} texts differ:\n{}", failures.len(), failures.join("\n"));
     assert!(compared > 300, "only {compared} pipeline entities compared");
+}
+
+/// What `save_model = true` writes (nergrid's own `tokenizer.json`, the side files, the
+/// weights under Hugging Face names) predicts as the pipeline did on the original.
+#[test]
+fn models_exported_by_nergrid_predict_as_the_pipeline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    for family in FAMILIES {
+        let files = files(family);
+        let labels = model::Config::from_file(&files.config).unwrap().id2label.unwrap();
+        let loaded = model::load_model(&files, &labels, 0, &Device::Cpu).unwrap();
+        let tokenizer = model::tokenizer::load_tokenizer(&files, 128).unwrap();
+        let out = tmp.path().join(family);
+        model::export::save_model(&loaded.model, &tokenizer, &out, Some(&files)).unwrap();
+        let predictor = Predictor::load(out.to_str().unwrap(), &Device::Cpu).unwrap();
+        failures.extend(differences_from_the_pipeline(family, &predictor).0);
+    }
+    assert!(failures.is_empty(), "{} texts differ:\n{}", failures.len(), failures.join("\n"));
 }
 
 /// The case: XLM-R with the Hub's Metaspace-only pre-tokenizer, whose tokens' offsets
