@@ -19,8 +19,10 @@ endif
 build:
 	$(CARGO) build --release
 
-# One profile (dev, with the numeric crates optimised; see Cargo.toml) for every test.
-test:
+# One profile (dev, with the numeric crates optimised; see Cargo.toml) for every test. The
+# real-weights tests need all-MiniLM-L6-v2: `make models` fetches it first, and a failed fetch
+# fails `make test`.
+test: models
 	$(CARGO) test --no-fail-fast
 
 lint:

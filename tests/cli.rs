@@ -253,3 +253,103 @@ fn pivot_of_a_single_cell_grid_has_its_value() {
     let value: f64 = row.rsplit(',').next().unwrap().parse().unwrap_or_else(|_| panic!("empty cell: {pivot}"));
     assert!((0.5..0.9).contains(&value), "{pivot}");
 }
+
+// ---------------------------------------------------------------------------------------
+// A real run through the binary: a tiny BERT trained on a toy corpus, exported, then read by
+// `nergrid predict`.
+
+const TOY_FILLER: [&str; 8] = ["the", "a", "went", "to", "saw", "and", "met", "today"];
+const TOY_PEOPLE: [&str; 5] = ["anna", "erik", "maria", "johan", "karin"];
+const TOY_PLACES: [&str; 5] = ["stockholm", "uppsala", "paris", "berlin", "oslo"];
+
+/// config.json, vocab.txt (every toy word whole) and random weights of a 2-layer BERT.
+fn write_toy_bert(dir: &Path) {
+    use nergrid::model::{self, export::safetensors_bytes, Config};
+    fs::create_dir_all(dir).unwrap();
+    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+    let vocab: Vec<&str> = specials.iter().chain(&TOY_FILLER).chain(&TOY_PEOPLE).chain(&TOY_PLACES).copied().collect();
+    fs::write(dir.join("vocab.txt"), vocab.join("\n") + "\n").unwrap();
+    let config = format!(
+        r#"{{"model_type": "bert", "vocab_size": {}, "hidden_size": 32, "num_hidden_layers": 2,
+        "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64,
+        "type_vocab_size": 2, "hidden_act": "gelu", "pad_token_id": 0}}"#,
+        vocab.len()
+    );
+    fs::write(dir.join("config.json"), &config).unwrap();
+    let cfg = Config::from_json(&config, Path::new("config.json")).unwrap();
+    let m = model::random_model(&cfg, &["O".to_string()], 5, &candle_core::Device::Cpu).unwrap();
+    fs::write(dir.join("model.safetensors"), safetensors_bytes(&m).unwrap()).unwrap();
+}
+
+/// Sentence `i` of the toy corpus, with the character spans of its person and place.
+fn toy_sentence(i: usize) -> (String, [(usize, usize, &'static str); 2]) {
+    let (person, place) = (TOY_PEOPLE[i % 5], TOY_PLACES[(i / 2) % 5]);
+    let before = format!("{} {} ", TOY_FILLER[i % 8], TOY_FILLER[(i + 3) % 8]);
+    let middle = format!(" {} ", TOY_FILLER[(i + 5) % 8]);
+    let p0 = before.len();
+    let l0 = p0 + person.len() + middle.len();
+    let text = format!("{before}{person}{middle}{place} {}", TOY_FILLER[(i + 1) % 8]);
+    (text, [(p0, p0 + person.len(), "PER"), (l0, l0 + place.len(), "LOC")])
+}
+
+#[test]
+fn a_real_run_exports_a_model_that_predict_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_toy_bert(&dir.path().join("tiny-bert"));
+    let corpus: String = (0..80)
+        .map(|i| {
+            let (text, spans) = toy_sentence(i);
+            let entities: Vec<_> =
+                spans.iter().map(|(s, e, t)| serde_json::json!({"start": s, "end": e, "type": t})).collect();
+            format!("{}\n", serde_json::json!({"text": text, "entities": entities}))
+        })
+        .collect();
+    fs::write(dir.path().join("toy.jsonl"), corpus).unwrap();
+    let spec = dir.path().join("real.toml");
+    let text = "[experiment]\nname = \"real\"\noutput_dir = \"results\"\n[models.tiny]\npath = \"tiny-bert\"\n\
+        [datasets.toy]\nformat = \"jsonl\"\npath = \"toy.jsonl\"\nsplit = { test = 0.2, validation = 0.1, seed = 7 }\n\
+        [grid]\nmodels = [\"tiny\"]\nschemes = [\"BIO\"]\nlearning_rates = [1e-2]\ndatasets = [\"toy\"]\nseeds = [3]\n\
+        [train]\nepochs = 2\nbatch_size = 8\nmax_length = 32\nsave_model = true\n[schedule]\ndevices = \"cpu\"\n";
+    fs::write(&spec, text).unwrap();
+
+    let out = nergrid().current_dir(dir.path()).args(["run", "real.toml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("executed 1, succeeded 1"), "{stderr}");
+    let result_path = results(dir.path()).pop().expect("a result.json");
+    let result: serde_json::Value = serde_json::from_str(&fs::read_to_string(&result_path).unwrap()).unwrap();
+    assert_eq!(result["status"], "done", "{result}");
+    assert_eq!(result["dry_run"], false, "{result}");
+    let f1 = result["test"]["f1"].as_f64().unwrap();
+    assert!(f1 > 0.9, "test F1 {f1} after 2 epochs: {result}");
+
+    let model = result_path.parent().unwrap().join("model");
+    let config: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["id2label"].as_object().map(|m| m.len()), Some(5), "{config}");
+    // Not sentences of the corpus: pairs of a person and a place it never has together.
+    let texts = ["a met anna to uppsala today", "today and erik saw  oslo a"];
+    let out = nergrid()
+        .args(["predict", "--model", model.to_str().unwrap(), "--format", "json", texts[0], texts[1]])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let want = [
+        vec![(6, 10, "PER", "anna"), (14, 21, "LOC", "uppsala")],
+        vec![(10, 14, "PER", "erik"), (20, 24, "LOC", "oslo")],
+    ];
+    for ((line, text), want) in lines.iter().zip(texts).zip(want) {
+        let found: Vec<(usize, usize, &str, &str)> = line["entities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let n = |k: &str| e[k].as_u64().unwrap() as usize;
+                (n("start"), n("end"), e["type"].as_str().unwrap(), e["text"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(found, want, "{text}");
+    }
+}

@@ -6,6 +6,13 @@
 //! starts a new one. `E-`/`S-` (BIOES) also close an entity, which the pipeline does not know
 //! about. An entity's `text` is the original span (the pipeline's `word` is the decoded
 //! tokens, lower-cased by an uncased model).
+//!
+//! Token offsets are the ones transformers' own tokenizer classes give, so that entities start
+//! where the pipeline's do: a bare SentencePiece `Metaspace` pre-tokenizer (xlm-roberta-base's
+//! `tokenizer.json` on the Hub, files written by transformers 4) is preceded by a whitespace
+//! split as transformers 5 builds XLM-R's tokenizer (same tokens; the `▁` token no longer
+//! covers the space before a word), and leading whitespace is trimmed off any span that still
+//! has it. Tested against the pipeline on every tokenizer family (`tests/reference_models.rs`).
 
 use super::encoder::HostBatch;
 use super::encoder::Inputs;
@@ -161,11 +168,12 @@ impl Predictor {
         let labels = cfg.id2label.clone().ok_or_else(|| PredictError::NoLabels { model: model.to_string() })?;
         let loaded = load_model(&files, &labels, 0, device)?;
         let max_length = cfg.max_position_embeddings.min(512);
-        Ok(Predictor { model: loaded.model, tokenizer: load_tokenizer(&files, max_length)?, device: device.clone() })
+        Ok(Predictor::new(loaded.model, load_tokenizer(&files, max_length)?, device.clone()))
     }
 
     /// A predictor over an in-memory model.
-    pub fn new(model: TokenClassifier, tokenizer: tokenizers::Tokenizer, device: Device) -> Self {
+    pub fn new(model: TokenClassifier, mut tokenizer: tokenizers::Tokenizer, device: Device) -> Self {
+        split_whitespace_before_metaspace(&mut tokenizer);
         Predictor { model, tokenizer, device }
     }
 
@@ -199,7 +207,7 @@ impl Predictor {
             .zip(encoding.get_ids())
             .enumerate()
             .map(|(i, ((token, &(start, end)), &id))| TokenInfo {
-                start,
+                start: trim_start(&chars, start, end),
                 end,
                 special: special[i] == 1,
                 subword: is_subword(token, &chars, (start, end), prefix.as_deref(), Some(id) == unk),
@@ -208,7 +216,27 @@ impl Predictor {
     }
 }
 
-/// The tokenizer's continuing-sub-word prefix (`##` for WordPiece) and unknown-token id.
+/// The start of span `start..end` of `chars` past any leading whitespace.
+fn trim_start(chars: &[char], start: usize, end: usize) -> usize {
+    (start..end).find(|&i| !chars[i].is_whitespace()).unwrap_or(end)
+}
+
+/// A bare `Metaspace` pre-tokenizer becomes `WhitespaceSplit` then `Metaspace`, as in
+/// transformers 5's XLM-R tokenizer: the same tokens, and offsets that leave out the space
+/// before a word (a bare Metaspace gives `▁knät` the span of " knät").
+fn split_whitespace_before_metaspace(tokenizer: &mut tokenizers::Tokenizer) {
+    use tokenizers::pre_tokenizers::sequence::Sequence;
+    use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+    use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+    if let Some(PreTokenizerWrapper::Metaspace(metaspace)) = tokenizer.get_pre_tokenizer() {
+        let split = Sequence::new(vec![WhitespaceSplit.into(), PreTokenizerWrapper::Metaspace(metaspace.clone())]);
+        tokenizer.with_pre_tokenizer(Some(split));
+    }
+}
+
+/// The tokenizer's continuing-sub-word prefix (`##` for WordPiece) and unknown-token id. An
+/// empty prefix (byte-level BPE as transformers writes it) counts as none, as in the pipeline,
+/// which tests the prefix for truth.
 fn subword_convention(tokenizer: &tokenizers::Tokenizer) -> (Option<String>, Option<u32>) {
     use tokenizers::models::ModelWrapper;
     let (prefix, unk) = match tokenizer.get_model() {
@@ -216,7 +244,7 @@ fn subword_convention(tokenizer: &tokenizers::Tokenizer) -> (Option<String>, Opt
         ModelWrapper::BPE(bpe) => (bpe.continuing_subword_prefix.clone(), bpe.unk_token.clone()),
         _ => (None, Some("<unk>".to_string())),
     };
-    (prefix, unk.and_then(|u| tokenizer.token_to_id(&u)))
+    (prefix.filter(|p| !p.is_empty()), unk.and_then(|u| tokenizer.token_to_id(&u)))
 }
 
 impl Predictor {
@@ -261,6 +289,48 @@ mod tests {
         assert!(is_subword("letter", &text, (6, 12), None, false));
         assert!(!is_subword("tab", &text, (3, 6), None, false));
         assert!(!is_subword("##x", &text, (6, 12), prefix, true));
+    }
+
+    /// xlm-roberta-base's Hub pre-tokenizer: `▁knät` covers " knät" (the 52..57 where
+    /// the pipeline says 53..57) until the whitespace split is put in front.
+    #[test]
+    fn metaspace_tokens_do_not_cover_the_space_before_a_word() {
+        use tokenizers::models::unigram::Unigram;
+        use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
+        let vocab = ["<unk>", "\u{2581}ont", "\u{2581}i", "\u{2581}knät"].map(|p| (p.to_string(), -1.0)).to_vec();
+        let mut tok = tokenizers::Tokenizer::new(Unigram::from(vocab, Some(0), false).unwrap());
+        tok.with_pre_tokenizer(Some(Metaspace::new('\u{2581}', PrependScheme::Always, true)));
+        let encode = |t: &tokenizers::Tokenizer| {
+            let e = t.encode_char_offsets("ont i knät", false).unwrap();
+            (e.get_ids().to_vec(), e.get_offsets().to_vec())
+        };
+        let (ids, bare) = encode(&tok);
+        assert_eq!(bare, vec![(0, 3), (3, 5), (5, 10)]);
+        split_whitespace_before_metaspace(&mut tok);
+        assert_eq!(encode(&tok), (ids, vec![(0, 3), (4, 5), (6, 10)]));
+    }
+
+    #[test]
+    fn spans_lose_leading_whitespace_only() {
+        let chars: Vec<char> = "ont i  knät".chars().collect();
+        assert_eq!(trim_start(&chars, 5, 11), 7);
+        assert_eq!(trim_start(&chars, 7, 11), 7);
+        assert_eq!(trim_start(&chars, 5, 7), 7);
+    }
+
+    /// Byte-level BPE as transformers writes it has `continuing_subword_prefix: ""`, which the
+    /// pipeline treats as no prefix (word starts by the space before a token).
+    #[test]
+    fn an_empty_sub_word_prefix_is_no_prefix() {
+        use tokenizers::models::bpe::BPE;
+        let bpe = BPE::builder()
+            .vocab_and_merges([("<unk>".to_string(), 0), ("a".to_string(), 1)], vec![])
+            .unk_token("<unk>".into())
+            .continuing_subword_prefix(String::new())
+            .build()
+            .unwrap();
+        let (prefix, unk) = subword_convention(&tokenizers::Tokenizer::new(bpe));
+        assert_eq!((prefix, unk), (None, Some(0)));
     }
 
     #[test]
