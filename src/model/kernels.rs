@@ -13,30 +13,57 @@ use rayon::prelude::*;
 const REDUCE_ROWS: usize = 32;
 
 /// A read-only matrix view: element (r, c) is `data[r * row_stride + c * col_stride]`.
+///
+/// The fields are private and every constructor checks that each element lies inside `data`:
+/// [`matmul`] hands the pointer and strides to unsafe `gemm`, which relies on that invariant.
 #[derive(Debug, Clone, Copy)]
 pub struct View<'a> {
-    pub data: &'a [f32],
-    pub rows: usize,
-    pub cols: usize,
-    pub row_stride: usize,
-    pub col_stride: usize,
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
 }
 
 impl<'a> View<'a> {
-    /// A row-major `rows x cols` matrix.
+    /// A row-major `rows x cols` matrix. Panics when `data` is too short.
     pub fn new(data: &'a [f32], rows: usize, cols: usize) -> View<'a> {
         View::strided(data, rows, cols, cols)
     }
 
-    /// `rows x cols` with rows `row_stride` apart (a column block of a wider matrix).
+    /// `rows x cols` with rows `row_stride` apart (a column block of a wider matrix). Panics
+    /// when an element would lie outside `data`.
     pub fn strided(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> View<'a> {
-        assert!(rows == 0 || (rows - 1) * row_stride + cols <= data.len());
-        View { data, rows, cols, row_stride, col_stride: 1 }
+        match View::checked(data, rows, cols, row_stride) {
+            Some(view) => view,
+            None => panic!("view {rows}x{cols} with row stride {row_stride} exceeds {} elements", data.len()),
+        }
     }
 
-    /// The transpose (no copy).
+    /// [`View::strided`], or `None` when an element would lie outside `data` (or the last
+    /// index overflows).
+    pub fn checked(data: &'a [f32], rows: usize, cols: usize, row_stride: usize) -> Option<View<'a>> {
+        let fits = match (rows, cols) {
+            (0, _) | (_, 0) => true,
+            _ => (rows - 1)
+                .checked_mul(row_stride)
+                .and_then(|last| last.checked_add(cols))
+                .is_some_and(|end| end <= data.len()),
+        };
+        fits.then_some(View { data, rows, cols, row_stride, col_stride: 1 })
+    }
+
+    /// The transpose (no copy): the same elements, so still inside `data`.
     pub fn t(self) -> View<'a> {
         View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    pub fn cols(&self) -> usize {
+        self.cols
     }
 }
 
@@ -72,7 +99,10 @@ fn product(dst: &mut [f32], dst_stride: usize, a: View, b: View, accumulate: boo
         1 => gemm::Parallelism::None,
         n => gemm::Parallelism::Rayon(n),
     };
-    // SAFETY: the asserts above keep every index of dst, a and b inside their slices.
+    // SAFETY: gemm reads a[i * row_stride + j * col_stride] for i < m, j < k (and b likewise
+    // for k x n), which every `View` constructor checked lies inside its slice (the fields are
+    // private, `t` only swaps them); it writes dst[i * dst_stride + j] for i < m, j < n, which
+    // the assert above checked. m, n, k > 0 here. `dst` is a `&mut`, so it aliases neither.
     unsafe {
         gemm::gemm(
             m,
@@ -616,13 +646,43 @@ mod tests {
         }
     }
 
+    /// The partial sums are fixed-size row chunks added in order, so the result is bit for bit
+    /// the same whatever the thread count (and so however rayon splits the chunks).
     #[test]
     fn column_sums_do_not_depend_on_chunking() {
-        let m = seq(100 * 3, 0.5);
-        let mut acc = vec![1.0; 3];
-        add_column_sums(&mut acc, &m, 3, 3);
-        let want: Vec<f32> = (0..3).map(|c| 1.0 + (0..100).map(|r| m[r * 3 + c]).sum::<f32>()).collect();
-        close(&acc, &want, 1e-5);
+        let m = seq(1000 * 3, 0.37);
+        let sums = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            let mut acc = vec![1.0; 3];
+            pool.install(|| add_column_sums(&mut acc, &m, 3, 3));
+            acc
+        };
+        let one = sums(1);
+        for threads in [2, 3, 7] {
+            assert_eq!(
+                sums(threads).iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                one.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{threads} threads"
+            );
+        }
+        let want: Vec<f64> = (0..3).map(|c| 1.0 + (0..1000).map(|r| m[r * 3 + c] as f64).sum::<f64>()).collect();
+        for (got, want) in one.iter().zip(&want) {
+            assert!((*got as f64 - want).abs() < 1e-3 * want.abs().max(1.0), "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn a_view_cannot_be_built_out_of_bounds() {
+        let data = [0.0f32; 10];
+        assert!(View::checked(&data, 2, 5, 5).is_some());
+        assert!(View::checked(&data, 3, 4, 3).is_some(), "rows may overlap: last index 2*3+4 = 10");
+        assert!(View::checked(&data, 3, 4, 4).is_none(), "last row ends at 12");
+        assert!(View::checked(&data, 2, 11, 0).is_none());
+        assert!(View::checked(&data, usize::MAX, 1, usize::MAX).is_none(), "overflow is out of bounds");
+        assert!(View::checked(&data, 0, 100, 100).is_some(), "an empty view reads nothing");
+        let t = View::new(&data, 2, 5).t();
+        assert_eq!((t.rows(), t.cols()), (5, 2));
+        assert!(std::panic::catch_unwind(|| View::strided(&data, 3, 4, 4)).is_err());
     }
 
     /// Packed attention against candle ops on the padded batch (masked keys), forward and
