@@ -28,9 +28,13 @@ impl ReportInputs {
 
 /// Collects results; runs that are not in the store's spec snapshot (older grids) are left out.
 pub fn gather(store: &Store) -> Result<ReportInputs, crate::store::StoreError> {
-    let plan = snapshot_plan(store);
+    let (plan, snapshot_warning) = match snapshot_plan(store) {
+        Ok(plan) => (plan, None),
+        Err(warning) => (None, Some(warning)),
+    };
     let states = store.all_states()?;
     let mut inputs = ReportInputs::default();
+    inputs.warnings.extend(snapshot_warning);
     let mut found = BTreeSet::new();
     let mut results = Vec::new();
     for (id, state) in states {
@@ -64,9 +68,24 @@ pub fn gather(store: &Store) -> Result<ReportInputs, crate::store::StoreError> {
     Ok(inputs)
 }
 
-fn snapshot_plan(store: &Store) -> Option<Plan> {
-    let text = std::fs::read_to_string(store.spec_path()).ok()?;
-    crate::spec::parse(&store.spec_path(), &text).ok().map(|s| expand(&s))
+/// The plan of the store's spec snapshot: `Ok(None)` without one (older stores), a warning
+/// naming the file when it cannot be read or parsed (then every stored run is reported).
+fn snapshot_plan(store: &Store) -> Result<Option<Plan>, String> {
+    let path = store.spec_path();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(format!("{}: cannot read the spec snapshot ({e}); reporting every stored run", path.display()))
+        }
+    };
+    match crate::spec::parse(&path, &text) {
+        Ok(spec) => Ok(Some(expand(&spec))),
+        Err(e) => {
+            let first = e.0.first().map_or_else(String::new, |e| e.to_string());
+            Err(format!("{}: cannot parse the spec snapshot ({first}); reporting every stored run", path.display()))
+        }
+    }
 }
 
 /// Without a spec snapshot: the main axes plus every parameter that varies.
@@ -107,14 +126,36 @@ pub(crate) fn gather_run_files(store: &Store, results: &[RunResult]) -> RunFiles
         if store.epochs_path(&r.id).exists() {
             match store.read_epochs(&r.id) {
                 Ok(rows) => drop(files.epochs.insert(r.id.clone(), rows)),
-                Err(e) => files.warnings.push(e.to_string()),
+                Err(e) => files.warnings.push(crate::store::error_chain(&e)),
             }
         }
         match store.read_predictions(&r.id) {
             Ok(Some(sentences)) => drop(files.predictions.insert(r.id.clone(), sentences)),
             Ok(None) => {}
-            Err(e) => files.warnings.push(e.to_string()),
+            Err(e) => files.warnings.push(crate::store::error_chain(&e)),
         }
     }
     files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unparseable_spec_snapshot_is_a_warning_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path());
+        std::fs::create_dir_all(store.runs_dir()).unwrap();
+        assert!(gather(&store).unwrap().warnings.is_empty(), "no snapshot: an older store, no warning");
+        store.write_spec("[experiment]\nname = \"x\"\n[grid\n").unwrap();
+        let warnings = gather(&store).unwrap().warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let path = store.spec_path().display().to_string();
+        assert!(
+            warnings[0].starts_with(&format!("{path}: cannot parse the spec snapshot ({path}:3:")),
+            "{}",
+            warnings[0]
+        );
+    }
 }

@@ -25,8 +25,12 @@ use crate::store::{write_atomic, Store, StoreError};
 pub enum ReportError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{path}: cannot draw plot: {message}", path = path.display())]
-    Plot { path: PathBuf, message: String },
+    #[error("{path}: cannot draw plot", path = path.display())]
+    Plot {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{path}: cannot build report table", path = path.display())]
     Table {
         path: PathBuf,
@@ -89,7 +93,7 @@ fn write_study(
     let audits = audit::audits(results);
     let plots_path = root.join("plots");
     let plots = plots::plots(&cells, &cell_axes, &run_files.epochs)
-        .map_err(|e| ReportError::Plot { path: plots_path.clone(), message: e.to_string() })?;
+        .map_err(|e| ReportError::Plot { path: plots_path.clone(), source: e })?;
     let tables: [(&str, PolarsResult<DataFrame>); 7] = [
         ("cells.csv", study::cells_frame(&cells, &cell_axes)),
         ("lr_selection.csv", study::lr_selection_frame(&choices, &cell_axes)),
@@ -151,4 +155,17 @@ fn write_csv(path: &std::path::Path, df: &mut DataFrame) -> Result<(), ReportErr
         .map_err(|source| ReportError::Table { path: path.to_path_buf(), source })?;
     write_atomic(path, &buf)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plot_errors_keep_their_cause_as_source() {
+        let cause: Box<dyn std::error::Error + Send + Sync> = "backend failed".into();
+        let e = ReportError::Plot { path: "r/plots".into(), source: cause };
+        assert_eq!(e.to_string(), "r/plots: cannot draw plot");
+        assert_eq!(std::error::Error::source(&e).map(|s| s.to_string()).as_deref(), Some("backend failed"));
+    }
 }

@@ -41,7 +41,7 @@ fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
-type PlotResult<T> = Result<T, Box<dyn Error>>;
+type PlotResult<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// Every plot of the report, in a stable order with unique file names.
 pub(crate) fn plots(

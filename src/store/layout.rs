@@ -133,7 +133,7 @@ impl Store {
 
     pub fn write_result(&self, result: &RunResult) -> Result<(), StoreError> {
         let mut text = serde_json::to_string_pretty(result)
-            .map_err(|e| StoreError::Encode { path: self.result_path(&result.id), message: e.to_string() })?;
+            .map_err(|e| StoreError::Encode { path: self.result_path(&result.id), source: e.into() })?;
         text.push('\n');
         write_atomic(&self.result_path(&result.id), text.as_bytes())
     }
@@ -161,17 +161,17 @@ impl Store {
         let path = self.epochs_path(id);
         let mut w = csv::Writer::from_writer(Vec::new());
         for row in rows {
-            w.serialize(row).map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
+            w.serialize(row).map_err(|e| StoreError::Encode { path: path.clone(), source: e.into() })?;
         }
-        let bytes = w.into_inner().map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
+        let bytes = w.into_inner().map_err(|e| StoreError::Encode { path: path.clone(), source: e.into() })?;
         write_atomic(&path, &bytes)
     }
 
     pub fn read_epochs(&self, id: &str) -> Result<Vec<EpochRow>, StoreError> {
         let path = self.epochs_path(id);
-        let mut r = csv::Reader::from_path(&path)
-            .map_err(|e| StoreError::Encode { path: path.clone(), message: e.to_string() })?;
-        r.deserialize().collect::<Result<_, _>>().map_err(|e| StoreError::Encode { path, message: e.to_string() })
+        let mut r =
+            csv::Reader::from_path(&path).map_err(|e| StoreError::Decode { path: path.clone(), source: e.into() })?;
+        r.deserialize().collect::<Result<_, _>>().map_err(|e| StoreError::Decode { path, source: e.into() })
     }
 
     /// Writes `split.json`: the sentence indices of each split and their sha256.

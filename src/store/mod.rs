@@ -22,6 +22,41 @@ pub enum StoreError {
     },
     #[error("{path}:{line}: {message}", path = path.display())]
     Malformed { path: PathBuf, line: usize, message: String },
-    #[error("{path}: cannot encode: {message}", path = path.display())]
-    Encode { path: PathBuf, message: String },
+    #[error("{path}: cannot encode", path = path.display())]
+    Encode {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{path}: cannot decode", path = path.display())]
+    Decode {
+        path: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// An error and its causes, `outer: cause: root` (for warnings that are kept as text).
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encode_errors_keep_their_cause_as_source() {
+        let cause = serde_json::from_str::<u8>("x").unwrap_err();
+        let e = StoreError::Encode { path: "r/result.json".into(), source: cause.into() };
+        let source = std::error::Error::source(&e).expect("the cause is a source");
+        assert_eq!(e.to_string(), "r/result.json: cannot encode");
+        assert_eq!(error_chain(&e), format!("r/result.json: cannot encode: {source}"));
+    }
 }
