@@ -400,7 +400,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
                     id: job.run.id.clone(),
                     attempt: job.attempt + 1,
                     kind: result_failure_kind(result).unwrap_or(FailureKind::Error),
-                    error: result.error.first().cloned(),
+                    error: super::sweep::error_headline(&result.error),
                     micro_batch: micro_batch(job.run.usize_param("batch_size"), grad_accum),
                     grad_accum,
                 });

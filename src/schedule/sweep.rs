@@ -215,8 +215,18 @@ pub fn finished_event(run: &RunSpec, result: &RunResult) -> SweepEvent {
         status: result.status,
         seconds: result.timings.seconds,
         test_f1: result.test.map(|t| t.f1),
-        error: result.error.first().cloned(),
+        error: error_headline(&result.error),
         failure_kind: result_failure_kind(result),
+    }
+}
+
+/// A failed run's error for one progress line: the outermost context and the root cause
+/// (`loading dataset d: No such file or directory (os error 2)`), as `result.json` has them.
+pub fn error_headline(chain: &[String]) -> Option<String> {
+    match chain {
+        [] => None,
+        [only] => Some(only.clone()),
+        [outer, .., root] => Some(format!("{outer}: {root}")),
     }
 }
 
@@ -283,6 +293,17 @@ mod tests {
             error: vec![],
             details: Default::default(),
         })
+    }
+
+    #[test]
+    fn the_finished_event_of_a_failed_run_shows_the_root_cause() {
+        let mut failed = result(RunStatus::Failed);
+        failed.error = vec!["loading dataset d".into(), "d.jsonl: i/o error".into(), "No such file".into()];
+        let run = RunSpec { index: 0, id: "x".into(), params: Default::default() };
+        let SweepEvent::RunFinished { error, .. } = finished_event(&run, &failed) else { panic!() };
+        assert_eq!(error.as_deref(), Some("loading dataset d: No such file"));
+        assert_eq!(error_headline(&["only".into()]).as_deref(), Some("only"));
+        assert_eq!(error_headline(&[]), None);
     }
 
     #[test]
