@@ -91,7 +91,7 @@ fn score_file(args: &EvalArgs) -> anyhow::Result<String> {
     let mode = resolve_mode(args.mode, args.scheme, args.errors)?;
     let path = &args.file;
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let tagged = read_tag_columns(&text, path)?;
+    let tagged = read_tag_columns(text.strip_prefix('\u{feff}').unwrap_or(&text), path)?;
     let zero_division = match args.zero_division {
         ZeroDivisionArg::Zero => ZeroDivision::Zero,
         ZeroDivisionArg::One => ZeroDivision::One,

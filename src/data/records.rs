@@ -59,16 +59,20 @@ pub type Line = (usize, Result<String, DataError>);
 
 /// The lines of a file without their `\n` / `\r\n`. A final newline ends the last line; it
 /// does not start an empty one. Each line is checked for UTF-8 on its own, so one bad line
-/// can be skipped.
+/// can be skipped. A UTF-8 byte-order mark at the start (editors on Windows write one) is not
+/// text and is dropped.
 pub fn read_lines(path: &Path) -> Result<Vec<Line>, DataError> {
     let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let mut pieces: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(&bytes);
+    let mut pieces: Vec<&[u8]> = text.split(|&b| b == b'\n').collect();
     if pieces.last().is_some_and(|last| last.is_empty()) {
         pieces.pop();
     }
     let lines = pieces.into_iter().enumerate().map(|(i, piece)| (i + 1, decode_line(path, i + 1, piece))).collect();
     Ok(lines)
 }
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 
 fn decode_line(path: &Path, line: usize, bytes: &[u8]) -> Result<String, DataError> {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
@@ -94,6 +98,22 @@ mod tests {
         assert!(error.ends_with("x.txt:2: encoding: invalid UTF-8 at byte 2 of the line"), "{error}");
         assert_eq!(lines[2].1.as_ref().unwrap(), "");
         assert_eq!(lines[3].0, 4);
+    }
+
+    #[test]
+    fn a_byte_order_mark_does_not_stay_in_the_first_word() {
+        let dir = tempfile::tempdir().unwrap();
+        let conll = dir.path().join("x.conll");
+        std::fs::write(&conll, "\u{feff}a\tB-X\nb\tO\n").unwrap();
+        let options = super::super::conll::ConllOptions::default();
+        let sentences = super::super::conll::read_conll(&conll, &options, &mut Skipped::new(OnError::Fail)).unwrap();
+        assert_eq!(sentences[0].words, ["a", "b"]);
+        let jsonl = dir.path().join("x.jsonl");
+        std::fs::write(&jsonl, "\u{feff}{\"text\": \"a b\", \"entities\": []}\n").unwrap();
+        let lines = read_lines(&jsonl).unwrap();
+        assert_eq!(lines[0].1.as_ref().unwrap(), "{\"text\": \"a b\", \"entities\": []}");
+        std::fs::write(&jsonl, "a\u{feff}\n").unwrap();
+        assert_eq!(read_lines(&jsonl).unwrap()[0].1.as_ref().unwrap(), "a\u{feff}", "only a leading mark is dropped");
     }
 
     #[test]
