@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 fn main() -> anyhow::Result<()> {
+    nergrid::cli::keep_freed_memory();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let shared = std::env::var_os("NERGRID_SHARED").map(PathBuf::from).unwrap_or_else(|| root.join("../shared"));
     let model = std::env::var_os("NERGRID_BENCH_MODEL")
@@ -50,17 +51,10 @@ fn main() -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let cpu_started = cpu_seconds();
-    let outcome = train::train(
-        &model,
-        &labels,
-        &train_set,
-        &validation,
-        &test,
-        &cfg,
-        &Device::Cpu,
-        &seqeval_scores,
-        &mut on_event,
-    )?;
+    let location = nergrid::model::ModelLocation::Dir(model.clone());
+    let prepared = runner::prepare_run(&location, &labels, [&train_set, &validation, &test], &cfg, &Device::Cpu)?;
+    let source = prepared.source;
+    let outcome = train::train(prepared.model, &prepared.splits, &cfg, &Device::Cpu, &seqeval_scores, &mut on_event)?;
     let total = started.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu_started;
     let epoch_seconds: f64 = outcome.epochs.iter().map(|e| e.seconds).sum::<f64>() / epochs as f64;
@@ -70,7 +64,7 @@ fn main() -> anyhow::Result<()> {
     println!("train tokens     {} per epoch", outcome.train_tokens_per_epoch);
     println!("seconds/epoch    {epoch_seconds:.2} (training only; validation {:.2})", outcome.epochs[0].eval_seconds);
     println!(
-        "train tokens/s   {:.0} (epoch loop incl. validation: {:.0})",
+        "train tokens/s   {:.0} (over all epochs: {:.0})",
         outcome.train_tokens_per_epoch as f64 / epoch_seconds,
         outcome.train_tokens_per_sec
     );
@@ -85,7 +79,7 @@ fn main() -> anyhow::Result<()> {
     println!("CPU time         {cpu:.2} s user+sys for {total:.2} s wall (load, training and tests)");
     println!("total            {total:.2} s");
     if let Some(dir) = std::env::var_os("NERGRID_BENCH_SAVE") {
-        outcome.save_model(Path::new(&dir))?;
+        source.save_model(&outcome.model, Path::new(&dir))?;
         println!("saved            {}", Path::new(&dir).display());
     }
     Ok(())

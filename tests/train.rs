@@ -169,13 +169,57 @@ fn entity_scores(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Result<E
     Ok(EvalScores { precision, recall, f1, accuracy: right as f64 / total.max(1) as f64 })
 }
 
+/// A fine-tuned model with what it was loaded from (the runner's view of a run).
+struct Trained {
+    outcome: train::TrainOutcome,
+    source: nergrid::runner::ModelSource,
+}
+
+impl std::fmt::Debug for Trained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.outcome.fmt(f)
+    }
+}
+
+impl std::ops::Deref for Trained {
+    type Target = train::TrainOutcome;
+    fn deref(&self) -> &train::TrainOutcome {
+        &self.outcome
+    }
+}
+
+impl Trained {
+    fn save_model(&self, dir: &Path) -> Result<(), model::export::ExportError> {
+        self.source.save_model(&self.outcome.model, dir)
+    }
+}
+
+/// Loads the model in `dir`, aligns the splits (the runner's step) and fine-tunes.
+#[allow(clippy::too_many_arguments)]
+fn train_dir(
+    dir: &Path,
+    labels: &[String],
+    train: &[train::TrainSentence],
+    validation: &[train::TrainSentence],
+    test: &[train::TrainSentence],
+    cfg: &TrainConfig,
+    device: &Device,
+    evaluate: train::Evaluate,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<Trained, train::TrainError> {
+    let location = model::ModelLocation::Dir(dir.to_path_buf());
+    let prepared = nergrid::runner::prepare_run(&location, labels, [train, validation, test], cfg, device)?;
+    let outcome = train::train(prepared.model, &prepared.splits, cfg, device, evaluate, on_event)?;
+    Ok(Trained { outcome, source: prepared.source })
+}
+
 fn toy_config(seed: u64) -> TrainConfig {
     TrainConfig { epochs: 5, batch_size: 16, learning_rate: 3e-3, max_length: 32, seed, ..TrainConfig::default() }
 }
 
-fn run_toy(dir: &Path, cfg: &TrainConfig, events: &mut Vec<TrainEvent>) -> train::TrainOutcome {
+fn run_toy(dir: &Path, cfg: &TrainConfig, events: &mut Vec<TrainEvent>) -> Trained {
     let mut on_event = |e: TrainEvent| events.push(e);
-    train::train(
+    train_dir(
         dir,
         &toy_labels(),
         &toy_corpus(0..200),
@@ -200,8 +244,8 @@ fn tiny_bert_learns_the_toy_corpus() {
     assert!(outcome.test.f1 > 0.9, "test F1 {:?}", outcome.test);
     assert!(outcome.epochs[0].train_loss > outcome.epochs.last().unwrap().train_loss);
     // The saved head had 2 labels: it is replaced and reported missing, as are no others.
-    assert_eq!(outcome.missing_tensors, vec!["classifier.weight", "classifier.bias"]);
-    assert!(outcome.unexpected_tensors.is_empty(), "{:?}", outcome.unexpected_tensors);
+    assert_eq!(outcome.source.missing, vec!["classifier.weight", "classifier.bias"]);
+    assert!(outcome.source.unexpected.is_empty(), "{:?}", outcome.source.unexpected);
     let steps = events.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count();
     assert_eq!(steps, 5 * 13);
     assert_eq!(outcome.test_pred.len(), 40);
@@ -231,7 +275,7 @@ fn patience_one_stops_where_validation_f1_falls() {
     let mut on_event = |e: TrainEvent| events.push(e);
     let (train_part, validation, test) = (toy_corpus(0..200), toy_corpus(200..240), toy_corpus(240..280));
     let outcome =
-        train::train(&dir, &toy_labels(), &train_part, &validation, &test, &cfg, &Device::Cpu, &forced, &mut on_event)
+        train_dir(&dir, &toy_labels(), &train_part, &validation, &test, &cfg, &Device::Cpu, &forced, &mut on_event)
             .unwrap();
     assert_eq!(outcome.epochs.len(), 3, "stopped after the fall: {:?}", outcome.epochs);
     assert_eq!((outcome.stopped_epoch, outcome.best_epoch), (Some(3), 2));
@@ -244,21 +288,12 @@ fn patience_one_stops_where_validation_f1_falls() {
     // Patience 2 lets the run recover at epoch 4 and run all five.
     calls.set(0);
     let patient = TrainConfig { early_stopping_patience: 2, ..toy_config(5) };
-    let outcome = train::train(
-        &dir,
-        &toy_labels(),
-        &train_part,
-        &validation,
-        &test,
-        &patient,
-        &Device::Cpu,
-        &forced,
-        &mut |_| {},
-    )
-    .unwrap();
+    let outcome =
+        train_dir(&dir, &toy_labels(), &train_part, &validation, &test, &patient, &Device::Cpu, &forced, &mut |_| {})
+            .unwrap();
     assert_eq!((outcome.epochs.len(), outcome.stopped_epoch, outcome.best_epoch), (5, None, 5));
     // Without a validation split there is nothing to watch.
-    let error = train::train(&dir, &toy_labels(), &train_part, &[], &test, &cfg, &Device::Cpu, &forced, &mut |_| {});
+    let error = train_dir(&dir, &toy_labels(), &train_part, &[], &test, &cfg, &Device::Cpu, &forced, &mut |_| {});
     assert!(error.unwrap_err().to_string().contains("early stopping needs a validation split"));
 }
 
@@ -269,8 +304,7 @@ fn same_seed_same_run_other_seed_other_run() {
     let cfg = TrainConfig { epochs: 1, ..toy_config(21) };
     let a = run_toy(&dir, &cfg, &mut Vec::new());
     let b = run_toy(&dir, &cfg, &mut Vec::new());
-    let losses =
-        |o: &train::TrainOutcome| o.epochs.iter().map(|e| (e.train_loss, e.val_loss, e.val)).collect::<Vec<_>>();
+    let losses = |o: &Trained| o.epochs.iter().map(|e| (e.train_loss, e.val_loss, e.val)).collect::<Vec<_>>();
     assert_eq!(losses(&a), losses(&b));
     assert_eq!(a.test, b.test);
     assert_eq!(a.test_pred, b.test_pred);
@@ -302,7 +336,7 @@ fn exported_model_reloads_with_identical_logits() {
     let tok = model::tokenizer::load_tokenizer(&files, 32).unwrap();
     let words: Vec<String> = ["anna", "went", "to", "stockholm"].map(String::from).to_vec();
     let enc = model::tokenizer::encode_words(&tok, &words).unwrap();
-    let orig = model::tokenizer::encode_words(&outcome.tokenizer, &words).unwrap();
+    let orig = model::tokenizer::encode_words(&outcome.source.tokenizer, &words).unwrap();
     assert_eq!(enc, orig);
     let cfg = outcome.model.config();
     let inputs = Inputs::new(&[enc.ids], cfg, &Device::Cpu).unwrap();
@@ -422,7 +456,7 @@ fn minilm_tokenizer_json_and_vocab_txt_agree() {
 }
 
 /// `nergrid predict` on the exported toy model finds the toy entities with char offsets.
-fn predict_cli_tags_raw_text(outcome: &train::TrainOutcome, tmp: &Path) {
+fn predict_cli_tags_raw_text(outcome: &Trained, tmp: &Path) {
     let out = tmp.join("predict-model");
     outcome.save_model(&out).unwrap();
     let model = out.to_str().unwrap();
@@ -542,13 +576,9 @@ fn gradient_accumulation_matches_the_full_batch() {
 }
 
 /// Trains on toy sentences `train` with no validation or test split.
-fn train_only(
-    dir: &Path,
-    cfg: &TrainConfig,
-    train: std::ops::Range<usize>,
-) -> Result<train::TrainOutcome, train::TrainError> {
+fn train_only(dir: &Path, cfg: &TrainConfig, train: std::ops::Range<usize>) -> Result<Trained, train::TrainError> {
     let mut on_event = |_| {};
-    train::train(dir, &toy_labels(), &toy_corpus(train), &[], &[], cfg, &Device::Cpu, &entity_scores, &mut on_event)
+    train_dir(dir, &toy_labels(), &toy_corpus(train), &[], &[], cfg, &Device::Cpu, &entity_scores, &mut on_event)
 }
 
 #[test]

@@ -19,6 +19,10 @@ use crate::store::Store;
 pub struct ValidateArgs {
     /// The grid spec (TOML).
     spec: PathBuf,
+    /// Do not check that local model directories and dataset files exist (a spec meant for
+    /// another machine).
+    #[arg(long)]
+    no_path_check: bool,
 }
 
 #[derive(Copy, Clone, Debug, ValueEnum)]
@@ -89,9 +93,25 @@ pub(super) fn load_spec(path: &Path) -> Option<Spec> {
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<i32> {
     let Some(spec) = load_spec(&args.spec) else { return Ok(EXIT_USAGE) };
+    if !args.no_path_check && !paths_exist(&spec) {
+        return Ok(EXIT_USAGE);
+    }
     let plan = expand(&spec);
     println!("{}: ok: experiment \"{}\", {} runs", args.spec.display(), spec.experiment.name, plan.runs.len());
     Ok(0)
+}
+
+/// Prints every missing local path of the spec (after `${VAR}` expansion) with its location;
+/// whether there were none.
+fn paths_exist(spec: &Spec) -> bool {
+    let missing = spec::missing_paths(spec, &|name| std::env::var(name).ok());
+    for e in &missing {
+        eprintln!("{e}");
+    }
+    if !missing.is_empty() {
+        eprintln!("{}: {} missing path(s) (--no-path-check skips this check)", spec.file.display(), missing.len());
+    }
+    missing.is_empty()
 }
 
 pub fn plan(args: PlanArgs) -> anyhow::Result<i32> {
@@ -172,6 +192,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
+    // One report of every missing input, before any worker starts (a dry run reads none).
+    if !args.dry_run && !paths_exist(&spec) {
+        return Ok(EXIT_USAGE);
+    }
     let trainer = if args.dry_run {
         eprintln!("dry run: metrics are a deterministic function of each run id; nothing is trained");
         TrainerChoice::DryRun

@@ -34,21 +34,32 @@ pub struct PredictArgs {
     pub texts: Vec<String>,
 }
 
-/// Runs `nergrid predict`; exit code 2 when there is no text to tag.
+/// Runs `nergrid predict`; exit code 2 for bad input (no text, an unreadable `--file`, a bad
+/// `--device`, a missing or unusable model), 1 when prediction itself fails.
 pub fn run(args: PredictArgs) -> anyhow::Result<i32> {
-    let texts = read_texts(&args)?;
-    if texts.is_empty() {
-        eprintln!("error: nothing to tag: give TEXT arguments or --file");
-        return Ok(2);
-    }
-    let device = parse_device(&args.device)?;
-    let predictor = Predictor::load(&args.model, &device).with_context(|| format!("loading model {}", args.model))?;
+    let texts = match read_texts(&args) {
+        Ok(texts) if texts.is_empty() => return Ok(input_error("nothing to tag: give TEXT arguments or --file")),
+        Ok(texts) => texts,
+        Err(e) => return Ok(input_error(&format!("{e:#}"))),
+    };
+    let loaded = parse_device(&args.device).and_then(|device| {
+        Predictor::load(&args.model, &device).with_context(|| format!("loading model {}", args.model))
+    });
+    let predictor = match loaded {
+        Ok(predictor) => predictor,
+        Err(e) => return Ok(input_error(&format!("{e:#}"))),
+    };
     let mut out = std::io::stdout().lock();
     for (i, text) in texts.iter().enumerate() {
         let entities = predictor.predict(text, i)?;
         write_entities(&mut out, text, &entities, args.format)?;
     }
     Ok(0)
+}
+
+fn input_error(message: &str) -> i32 {
+    eprintln!("error: {message}");
+    super::EXIT_USAGE
 }
 
 fn read_texts(args: &PredictArgs) -> anyhow::Result<Vec<String>> {

@@ -8,16 +8,7 @@ use super::tokenizer::{encode_words, TokenizerError, WordEncoding};
 use std::collections::HashMap;
 use tokenizers::Tokenizer;
 
-/// Which sub-words of a word carry its label in training.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LabelAlignment {
-    /// Only the first sub-word (the study's recipe).
-    #[default]
-    First,
-    /// Every sub-word, with the word's label repeated.
-    All,
-}
+pub use crate::spec::LabelAlignment;
 
 /// Errors aligning a sentence.
 #[derive(Debug, thiserror::Error)]

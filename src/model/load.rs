@@ -16,12 +16,14 @@ use std::path::{Path, PathBuf};
 pub enum LoadError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{model}: no such directory, and not found on the hub")]
+    #[error("{model}: not found on the hub")]
     Hub {
         model: String,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("{dir}: no such model directory", dir = dir.display())]
+    NoDirectory { dir: PathBuf },
     #[error("{model}: not in the local hub cache ({file} missing) and HF_HUB_OFFLINE is set")]
     Offline { model: String, file: String },
     #[error("{dir}: no model.safetensors or pytorch_model.bin")]
@@ -64,14 +66,54 @@ pub struct ModelFiles {
 
 const WEIGHT_FILES: [&str; 2] = ["model.safetensors", "pytorch_model.bin"];
 
-/// Resolves `model`: an existing local directory, else a hub id (`owner/name` or
-/// `owner/name@revision`).
-pub fn resolve(model: &str) -> Result<ModelFiles, LoadError> {
-    let dir = Path::new(model);
-    if dir.is_dir() {
-        return local_files(model, dir);
+/// Where a pretrained model is: a local directory or a Hugging Face hub repository. A spec
+/// says which (`path` or `hub`); only a command-line argument has to be guessed
+/// ([`ModelLocation::from_arg`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelLocation {
+    Dir(PathBuf),
+    Hub { id: String, revision: Option<String> },
+}
+
+impl ModelLocation {
+    /// A command-line `--model` value: an existing directory; else `owner/name` or
+    /// `owner/name@revision` (one `/`, not starting with `.` or `/`) is a hub id; anything else
+    /// is a directory (which then does not exist).
+    pub fn from_arg(arg: &str) -> ModelLocation {
+        let path = Path::new(arg);
+        let hub_like = arg.matches('/').count() == 1 && !arg.starts_with(['.', '/', '~']) && !arg.ends_with('/');
+        match (path.is_dir(), hub_like) {
+            (false, true) => match arg.split_once('@') {
+                Some((id, revision)) => ModelLocation::Hub { id: id.into(), revision: Some(revision.into()) },
+                None => ModelLocation::Hub { id: arg.into(), revision: None },
+            },
+            _ => ModelLocation::Dir(path.to_path_buf()),
+        }
     }
-    hub_files(model)
+
+    /// What the user named, for messages and exported metadata: the path, or `id[@revision]`.
+    pub fn source(&self) -> String {
+        match self {
+            ModelLocation::Dir(dir) => dir.display().to_string(),
+            ModelLocation::Hub { id, revision: None } => id.clone(),
+            ModelLocation::Hub { id, revision: Some(r) } => format!("{id}@{r}"),
+        }
+    }
+}
+
+/// The files of the model at `location` (downloaded into the hub cache when needed).
+pub fn resolve_location(location: &ModelLocation) -> Result<ModelFiles, LoadError> {
+    let source = location.source();
+    match location {
+        ModelLocation::Dir(dir) if dir.is_dir() => local_files(&source, dir),
+        ModelLocation::Dir(dir) => Err(LoadError::NoDirectory { dir: dir.clone() }),
+        ModelLocation::Hub { .. } => hub_files(&source),
+    }
+}
+
+/// Resolves a command-line model argument (see [`ModelLocation::from_arg`]).
+pub fn resolve(model: &str) -> Result<ModelFiles, LoadError> {
+    resolve_location(&ModelLocation::from_arg(model))
 }
 
 fn local_files(source: &str, dir: &Path) -> Result<ModelFiles, LoadError> {

@@ -28,5 +28,7 @@ pub use config::{Activation, Architecture, Config, ConfigError};
 pub use dropout::Dropout;
 pub use encoder::{Encoder, Inputs};
 pub use head::{masked_cross_entropy, TokenClassifier, IGNORE_INDEX};
-pub use load::{load_model, random_model, resolve, LoadError, LoadedModel, ModelFiles};
+pub use load::{
+    load_model, random_model, resolve, resolve_location, LoadError, LoadedModel, ModelFiles, ModelLocation,
+};
 pub use params::Params;

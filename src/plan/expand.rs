@@ -5,29 +5,27 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::id::{params_hash, slug};
-use crate::spec::{in_run_id, is_added_default, ParamValue, Spec};
+use crate::spec::{in_run_id, is_added_default, ParamValue, RunParams, Spec};
 
-/// One run of the grid with its stable id and every resolved parameter.
+/// One run of the grid with its stable id and every resolved parameter: as values (for ids,
+/// `run.toml` and listings) and typed (for everything that acts on them).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSpec {
     /// Position in the plan (0-based); used by `--index` and job arrays.
     pub index: usize,
     pub id: String,
     pub params: BTreeMap<String, ParamValue>,
+    /// `params`, typed.
+    #[serde(skip)]
+    pub typed: RunParams,
 }
 
 impl RunSpec {
-    pub fn param(&self, key: &str) -> Option<&ParamValue> {
-        self.params.get(key)
-    }
-    pub fn str_param(&self, key: &str) -> &str {
-        self.params.get(key).and_then(|v| v.as_str()).unwrap_or("")
-    }
-    pub fn f64_param(&self, key: &str) -> f64 {
-        self.params.get(key).and_then(|v| v.as_f64()).unwrap_or(f64::NAN)
-    }
-    pub fn usize_param(&self, key: &str) -> usize {
-        self.params.get(key).and_then(|v| v.as_i64()).unwrap_or(0).max(0) as usize
+    /// A run from its parameter values; an error names a parameter that is unknown or not
+    /// of its kind.
+    pub fn new(index: usize, id: String, params: BTreeMap<String, ParamValue>) -> Result<RunSpec, String> {
+        let typed = RunParams::from_params(&params)?;
+        Ok(RunSpec { index, id, params, typed })
     }
 }
 
@@ -51,7 +49,9 @@ pub fn expand(spec: &Spec) -> Plan {
         let params = with_defaults(spec, params);
         let id = run_id(spec, &params, &axes);
         if seen.insert(id.clone()) {
-            runs.push(RunSpec { index: runs.len(), id, params });
+            // `parse` checked every value against its key's kind, which is what typing needs.
+            let run = RunSpec::new(runs.len(), id, params).unwrap_or_else(|e| panic!("a validated spec: {e}"));
+            runs.push(run);
         }
     };
     for combo in product(&grid_axes) {

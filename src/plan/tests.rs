@@ -40,10 +40,10 @@ fn product_in_axis_order_with_default_seed() {
     assert_eq!(plan.runs.len(), 12);
     assert_eq!(plan.axes, ["model", "scheme", "learning_rate", "dataset", "seed"]);
     let first = &plan.runs[0];
-    assert_eq!(first.str_param("model"), "kb");
+    assert_eq!(first.typed.model, "kb");
     assert_eq!(first.params["seed"], crate::spec::ParamValue::Int(42));
-    assert_eq!(plan.runs[1].f64_param("learning_rate"), 2e-5);
-    assert_eq!(plan.runs[6].str_param("model"), "mbert");
+    assert_eq!(plan.runs[1].typed.learning_rate, 2e-5);
+    assert_eq!(plan.runs[6].typed.model, "mbert");
     assert!(first.id.starts_with("kb-bio-lr1e-5-d-s42-"), "{}", first.id);
     let unique: std::collections::BTreeSet<_> = ids(&plan).into_iter().collect();
     assert_eq!(unique.len(), 12);
@@ -96,7 +96,7 @@ fn changing_a_model_source_changes_its_ids_only() {
     let a = plan_of(BASE);
     let b = plan_of(&BASE.replace("KB/bert-base-swedish-cased", "KB/other"));
     for (x, y) in a.runs.iter().zip(&b.runs) {
-        assert_eq!(x.id == y.id, x.str_param("model") == "mbert");
+        assert_eq!(x.id == y.id, x.typed.model == "mbert");
     }
 }
 
@@ -109,10 +109,10 @@ fn exclude_and_include() {
     let plan = plan_of(&text);
     assert_eq!(plan.runs.len(), 12 - 3 + 1);
     let extra = plan.runs.last().unwrap();
-    assert_eq!(extra.f64_param("learning_rate"), 3e-5);
-    assert_eq!(extra.usize_param("epochs"), 2);
+    assert_eq!(extra.typed.learning_rate, 3e-5);
+    assert_eq!(extra.typed.train.epochs, 2);
     assert_eq!(extra.index, 9);
-    assert!(!plan.runs[..9].iter().any(|r| r.str_param("model") == "mbert" && r.str_param("scheme") == "BIOES"));
+    assert!(!plan.runs[..9].iter().any(|r| r.typed.model == "mbert" && r.typed.scheme == "BIOES"));
 }
 
 #[test]
@@ -177,7 +177,7 @@ fn folds_apply_only_to_the_datasets_that_have_them() {
     );
     let plan = plan_of(&two);
     assert_eq!(plan.runs.len(), 12 + 24);
-    let plain: Vec<&RunSpec> = plan.runs.iter().filter(|r| r.str_param("dataset") == "d").collect();
+    let plain: Vec<&RunSpec> = plan.runs.iter().filter(|r| r.typed.dataset == "d").collect();
     assert!(plain.iter().all(|r| !r.params.contains_key("fold")));
     // The plain dataset's runs keep the ids they have in a grid without folds.
     let before = ids(&plan_of(BASE));
@@ -193,7 +193,7 @@ fn added_train_keys_change_ids_only_away_from_their_defaults() {
     assert!(patient.iter().all(|id| !base.contains(id)));
     let curve = plan_of(&BASE.replace("datasets = [\"d\"]", "datasets = [\"d\"]\ntrain_fraction = [0.5, 1.0]"));
     assert_eq!(curve.runs.len(), 24);
-    let whole: Vec<&RunSpec> = curve.runs.iter().filter(|r| r.f64_param("train_fraction") == 1.0).collect();
+    let whole: Vec<&RunSpec> = curve.runs.iter().filter(|r| r.typed.train.train_fraction == 1.0).collect();
     // The hash of a whole-split run is the plain run's; only the slug names the fraction.
     let hash = |id: &str| id.rsplit('-').next().unwrap().to_string();
     let base_hashes: Vec<String> = base.iter().map(|id| hash(id)).collect();

@@ -56,9 +56,9 @@ impl CostModel {
 
     pub fn inputs(&self, run: &RunSpec) -> CostInputs {
         CostInputs {
-            model_params: self.model_params.get(run.str_param("model")).copied().flatten(),
-            dataset_bytes: self.dataset_bytes.get(run.str_param("dataset")).copied().flatten(),
-            epochs: run.usize_param("epochs"),
+            model_params: self.model_params.get(run.typed.model.as_str()).copied().flatten(),
+            dataset_bytes: self.dataset_bytes.get(run.typed.dataset.as_str()).copied().flatten(),
+            epochs: run.typed.train.epochs,
         }
     }
 

@@ -51,7 +51,7 @@ impl Trainer for DryRunTrainer {
         progress: &mut dyn FnMut(RunProgress),
     ) -> anyhow::Result<RunOutput> {
         let test = dry_scores(&run.id);
-        let epochs = run.usize_param("epochs").max(1);
+        let epochs = run.typed.train.epochs.max(1);
         let mut rows = Vec::new();
         for epoch in 1..=epochs {
             if self.sleep_ms > 0 {
@@ -64,7 +64,7 @@ impl Trainer for DryRunTrainer {
                 val_precision: val_f1,
                 val_recall: val_f1,
                 val_f1,
-                learning_rate: run.f64_param("learning_rate") * (epochs - epoch + 1) as f64 / epochs as f64,
+                learning_rate: run.typed.learning_rate * (epochs - epoch + 1) as f64 / epochs as f64,
                 seconds: 0.0,
                 tokens_per_sec: 0.0,
             });

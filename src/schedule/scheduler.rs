@@ -386,7 +386,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
             (RunStatus::Failed, kind) => {
                 let failed = FailedAttempt {
                     kind: kind.unwrap_or(FailureKind::Error),
-                    batch_size: job.run.usize_param("batch_size"),
+                    batch_size: job.run.typed.train.batch_size,
                     grad_accum: job.grad_accum,
                     retries_used: job.retries_used,
                 };
@@ -401,7 +401,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
                     attempt: job.attempt + 1,
                     kind: result_failure_kind(result).unwrap_or(FailureKind::Error),
                     error: super::sweep::error_headline(&result.error),
-                    micro_batch: micro_batch(job.run.usize_param("batch_size"), grad_accum),
+                    micro_batch: micro_batch(job.run.typed.train.batch_size, grad_accum),
                     grad_accum,
                 });
                 self.queue.push_front(Job {

@@ -88,7 +88,7 @@ pub fn execute_attempt(
     store.write_run_spec(run)?;
     let started_at = now_rfc3339();
     let clock = Instant::now();
-    let micro = micro_batch(run.usize_param("batch_size"), attempt.grad_accum);
+    let micro = micro_batch(run.typed.train.batch_size, attempt.grad_accum);
     on_event(SweepEvent::RunStarted {
         index: run.index,
         id: run.id.clone(),
@@ -175,7 +175,7 @@ fn new_result(spec: &Spec, run: &RunSpec, attempt: &Attempt, dry_run: bool, star
     let mut details = attempt.details.clone();
     details.insert("attempt".into(), attempt.attempt.into());
     details.insert("grad_accum".into(), attempt.grad_accum.into());
-    details.insert("micro_batch".into(), micro_batch(run.usize_param("batch_size"), attempt.grad_accum).into());
+    details.insert("micro_batch".into(), micro_batch(run.typed.train.batch_size, attempt.grad_accum).into());
     RunResult {
         id: run.id.clone(),
         index: run.index,
@@ -299,7 +299,7 @@ mod tests {
     fn the_finished_event_of_a_failed_run_shows_the_root_cause() {
         let mut failed = result(RunStatus::Failed);
         failed.error = vec!["loading dataset d".into(), "d.jsonl: i/o error".into(), "No such file".into()];
-        let run = RunSpec { index: 0, id: "x".into(), params: Default::default() };
+        let run = crate::plan::tests_support::run_spec(&[]);
         let SweepEvent::RunFinished { error, .. } = finished_event(&run, &failed) else { panic!() };
         assert_eq!(error.as_deref(), Some("loading dataset d: No such file"));
         assert_eq!(error_headline(&["only".into()]).as_deref(), Some("only"));

@@ -103,7 +103,7 @@ impl TestTrainer {
             "device": ctx.device,
             "cuda_visible_devices": std::env::var("CUDA_VISIBLE_DEVICES").ok(),
             "attempt": ctx.attempt,
-            "micro_batch": ctx.micro_batch(run.usize_param("batch_size")),
+            "micro_batch": ctx.micro_batch(run.typed.train.batch_size),
             "grad_accum": ctx.grad_accum,
             "t_us": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64,
         });
@@ -145,7 +145,7 @@ fn act(
     ctx: &RunContext<'_>,
     progress: &mut dyn FnMut(RunProgress),
 ) -> anyhow::Result<RunOutput> {
-    let micro = ctx.micro_batch(run.usize_param("batch_size"));
+    let micro = ctx.micro_batch(run.typed.train.batch_size);
     if let Some(limit) = b.oom_above_micro_batch.filter(|&l| micro > l) {
         return Err(RunFailure::out_of_memory(format!(
             "test trainer: out of memory at micro-batch {micro} (> {limit})"

@@ -69,7 +69,7 @@ pub fn run_worker(
     lock.start_heartbeat(lock_config.heartbeat_every, on_lost);
     let cvd = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
     store.log(&run.id, &device_note(&task.device, &cvd, CudaAvailability::detect()))?;
-    report(&WorkerReport::Running { micro_batch: micro_batch(run.usize_param("batch_size"), task.grad_accum) });
+    report(&WorkerReport::Running { micro_batch: micro_batch(run.typed.train.batch_size, task.grad_accum) });
     execute(spec, run, &store, trainer, &attempt_of(task), report)?;
     Ok(lock.release()?)
 }

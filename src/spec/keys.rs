@@ -1,6 +1,7 @@
 //! The vocabulary of a grid spec: tables, keys, value kinds and defaults.
 
 use super::model::ParamValue;
+use super::params::{count, label_alignment, number, select_metric, LabelAlignment, SelectMetric, TrainSettings};
 
 /// What a parameter value must be.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -50,6 +51,24 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// Whether an already-parsed value is of this kind and in range (aliases: any string).
+    pub(crate) fn admits(&self, value: &ParamValue) -> bool {
+        match (self, value) {
+            (Kind::Int { min }, ParamValue::Int(i)) => i >= min,
+            (Kind::Float { min, max, positive }, v) => {
+                v.as_f64().is_some_and(|x| x.is_finite() && x < *max && if *positive { x > 0.0 } else { x >= *min })
+            }
+            (Kind::Fraction, v) => v.as_f64().is_some_and(|x| x > 0.0 && x <= 1.0),
+            (Kind::Choice(c), ParamValue::Str(s)) => c.contains(&s.as_str()),
+            (Kind::Scheme, ParamValue::Str(s)) => canonical_scheme(s).is_some(),
+            (Kind::ModelAlias | Kind::DatasetAlias | Kind::Text, ParamValue::Str(s)) => !s.is_empty(),
+            (Kind::Bool, ParamValue::Bool(_)) => true,
+            _ => false,
+        }
+    }
+}
+
 pub(crate) fn quoted(items: &[&str]) -> String {
     items.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
 }
@@ -67,63 +86,121 @@ pub(crate) fn canonical_scheme(name: &str) -> Option<&'static str> {
     }
 }
 
-/// A training parameter: its name, kind and default.
+/// A training parameter: its name, kind, default and typed field. Adding a `[train]` key is
+/// one entry here plus its field in [`TrainSettings`].
 pub(crate) struct TrainKey {
     pub name: &'static str,
     pub kind: Kind,
     pub default: fn() -> ParamValue,
     /// Whether the value changes results (and so belongs in the run id).
     pub affects_results: bool,
+    /// Stores a value of `kind` in its typed field; `None` when the value is not of the kind.
+    pub set: fn(&mut TrainSettings, &ParamValue) -> Option<()>,
 }
 
 /// `[train]` keys in the order they appear as grid axes. Defaults follow the Hugging Face
 /// Trainer recipe of the Swedish study (reference/TRAINING_RECIPE.md).
 pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
-    TrainKey { name: "epochs", kind: Kind::Int { min: 1 }, default: || ParamValue::Int(5), affects_results: true },
-    TrainKey { name: "batch_size", kind: Kind::Int { min: 1 }, default: || ParamValue::Int(16), affects_results: true },
+    TrainKey {
+        name: "epochs",
+        kind: Kind::Int { min: 1 },
+        default: || ParamValue::Int(5),
+        affects_results: true,
+        set: |s, v| {
+            s.epochs = count(v)?;
+            Some(())
+        },
+    },
+    TrainKey {
+        name: "batch_size",
+        kind: Kind::Int { min: 1 },
+        default: || ParamValue::Int(16),
+        affects_results: true,
+        set: |s, v| {
+            s.batch_size = count(v)?;
+            Some(())
+        },
+    },
     TrainKey {
         name: "max_length",
         kind: Kind::Int { min: 8 },
         default: || ParamValue::Int(256),
         affects_results: true,
+        set: |s, v| {
+            s.max_length = count(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "weight_decay",
         kind: Kind::Float { min: 0.0, max: f64::INFINITY, positive: false },
         default: || ParamValue::Float(0.01),
         affects_results: true,
+        set: |s, v| {
+            s.weight_decay = number(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "warmup_ratio",
         kind: Kind::Float { min: 0.0, max: 1.0, positive: false },
         default: || ParamValue::Float(0.0),
         affects_results: true,
+        set: |s, v| {
+            s.warmup_ratio = number(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "warmup_steps",
         kind: Kind::Int { min: 0 },
         default: || ParamValue::Int(0),
         affects_results: true,
+        set: |s, v| {
+            s.warmup_steps = count(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "max_grad_norm",
         kind: Kind::Float { min: 0.0, max: f64::INFINITY, positive: false },
         default: || ParamValue::Float(1.0),
         affects_results: true,
+        set: |s, v| {
+            s.max_grad_norm = number(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "label_alignment",
-        kind: Kind::Choice(&["first", "all"]),
+        kind: Kind::Choice(LabelAlignment::NAMES),
         default: || ParamValue::Str("first".into()),
         affects_results: true,
+        set: |s, v| {
+            s.label_alignment = label_alignment(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "select_best_by",
-        kind: Kind::Choice(&["f1", "precision", "recall", "accuracy"]),
+        kind: Kind::Choice(SelectMetric::NAMES),
         default: || ParamValue::Str("f1".into()),
         affects_results: true,
+        set: |s, v| {
+            s.select_best_by = select_metric(v)?;
+            Some(())
+        },
     },
-    TrainKey { name: "save_model", kind: Kind::Bool, default: || ParamValue::Bool(false), affects_results: false },
+    TrainKey {
+        name: "save_model",
+        kind: Kind::Bool,
+        default: || ParamValue::Bool(false),
+        affects_results: false,
+        set: |s, v| {
+            s.save_model = v.as_bool()?;
+            Some(())
+        },
+    },
     // Issue 16 (early stopping, learning curves). Added after run ids were pinned: at their
     // defaults they stay out of the id (`ADDED_KEYS`), so existing grids keep their ids.
     TrainKey {
@@ -131,18 +208,30 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
         kind: Kind::Int { min: 0 },
         default: || ParamValue::Int(0),
         affects_results: true,
+        set: |s, v| {
+            s.early_stopping_patience = count(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "early_stopping_threshold",
         kind: Kind::Float { min: 0.0, max: f64::INFINITY, positive: false },
         default: || ParamValue::Float(0.0),
         affects_results: true,
+        set: |s, v| {
+            s.early_stopping_threshold = number(v)?;
+            Some(())
+        },
     },
     TrainKey {
         name: "train_fraction",
         kind: Kind::Fraction,
         default: || ParamValue::Float(1.0),
         affects_results: true,
+        set: |s, v| {
+            s.train_fraction = number(v)?;
+            Some(())
+        },
     },
 ];
 

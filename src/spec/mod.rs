@@ -5,7 +5,9 @@ mod env;
 mod error;
 mod keys;
 mod model;
+mod params;
 mod parse;
+mod paths;
 
 #[cfg(test)]
 mod tests;
@@ -14,7 +16,9 @@ pub use devices::{parse_devices, DeviceSelection};
 pub use env::{expand as expand_env, expand_with as expand_env_with};
 pub use error::{SpecError, SpecErrors, SpecLoadError};
 pub use model::{format_float, DatasetEntry, Experiment, Grid, ModelSource, ParamValue, ScheduleSpec, SlurmSpec, Spec};
+pub use params::{LabelAlignment, RunParams, SelectMetric, TrainSettings};
 pub use parse::{load, parse};
+pub use paths::missing_paths;
 
 #[cfg(test)]
 pub(crate) use keys::TRAIN_KEYS;

@@ -1,9 +1,7 @@
 //! What training produces: per-epoch records, events for progress and logs, and the outcome
 //! of a run (scores, word-level test predictions, timings, the best model in memory).
 
-use crate::model::export::{save_model, ExportError};
-use crate::model::{ModelFiles, TokenClassifier};
-use std::path::Path;
+use crate::model::TokenClassifier;
 
 /// Entity-level scores of one evaluation (the caller's metric, seqeval-compatible).
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
@@ -36,12 +34,6 @@ pub struct EpochRecord {
 /// Progress of a run, for rendering and logging (library code never prints).
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrainEvent {
-    /// The model is built: parameters and what the checkpoint lacked or had in excess.
-    Loaded {
-        n_parameters: usize,
-        missing: Vec<String>,
-        unexpected: Vec<String>,
-    },
     EpochStart {
         epoch: usize,
         steps: usize,
@@ -94,23 +86,12 @@ pub struct TrainOutcome {
     pub n_parameters: usize,
     /// The whole epoch loop, validation included (as the Trainer's `train()`).
     pub train_seconds: f64,
-    /// Non-padding training tokens of all epochs over `train_seconds`.
+    /// Non-padding training tokens of all epochs over the epochs' training time (validation
+    /// excluded: the sum of [`EpochRecord::seconds`]).
     pub train_tokens_per_sec: f64,
     /// Non-padding tokens of one pass over the training split.
     pub train_tokens_per_epoch: usize,
     pub test_seconds: f64,
-    pub missing_tensors: Vec<String>,
-    pub unexpected_tensors: Vec<String>,
     /// The model with the best epoch's weights.
     pub model: TokenClassifier,
-    pub tokenizer: tokenizers::Tokenizer,
-    /// The files the model was fine-tuned from (their tokenizer side files are exported).
-    pub source: ModelFiles,
-}
-
-impl TrainOutcome {
-    /// Saves the best model in Hugging Face layout (see [`crate::model::export`]).
-    pub fn save_model(&self, dir: &Path) -> Result<(), ExportError> {
-        save_model(&self.model, &self.tokenizer, dir, Some(&self.source))
-    }
 }

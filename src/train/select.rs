@@ -4,18 +4,7 @@
 
 use super::outcome::EpochRecord;
 
-/// The validation quantity that selects the best epoch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SelectMetric {
-    #[default]
-    F1,
-    Precision,
-    Recall,
-    Accuracy,
-    /// Validation loss, lower is better.
-    Loss,
-}
+pub use crate::spec::SelectMetric;
 
 /// The value of `metric` in `record`, oriented so that larger is better.
 fn score(record: &EpochRecord, metric: SelectMetric) -> f64 {

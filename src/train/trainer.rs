@@ -10,16 +10,12 @@ use super::optimizer::{AdamW, AdamWConfig};
 use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 use super::schedule::LinearSchedule;
 use super::select::{best_epoch, stops_early};
-use crate::model::align::{align_sentence, AlignedSentence};
+use crate::model::align::AlignedSentence;
 use crate::model::encoder::HostBatch;
 use crate::model::fast;
 use crate::model::head::labelled_count;
-use crate::model::load::{load_model, resolve, LoadedModel};
-use crate::model::tokenizer::load_tokenizer;
 use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
 use candle_core::{Device, Tensor, D};
-use std::collections::HashMap;
-use std::path::Path;
 use std::time::Instant;
 
 /// A sentence of words with one tag each.
@@ -32,169 +28,20 @@ pub struct TrainSentence {
 /// The metric the caller scores tag sequences with: (gold, predicted) -> scores.
 pub type Evaluate<'a> = &'a dyn Fn(&[Vec<String>], &[Vec<String>]) -> anyhow::Result<EvalScores>;
 
-/// Fine-tunes the model at `model` (a directory or hub id) for token classification over
-/// `labels` (index = class id) and scores the best epoch on `test`.
-#[allow(clippy::too_many_arguments)]
-pub fn train(
-    model: &Path,
-    labels: &[String],
-    train: &[TrainSentence],
-    validation: &[TrainSentence],
-    test: &[TrainSentence],
-    cfg: &TrainConfig,
-    device: &Device,
-    evaluate: Evaluate,
-    on_event: &mut dyn FnMut(TrainEvent),
-) -> Result<TrainOutcome, TrainError> {
-    if let Some(what) = cfg.invalid() {
-        return Err(TrainError::Config(what));
-    }
-    if train.is_empty() {
-        return Err(TrainError::EmptyTrain);
-    }
-    if cfg.early_stopping_patience > 0 && validation.is_empty() {
-        return Err(TrainError::Config("early stopping needs a validation split; this run has none".into()));
-    }
-    keep_freed_memory();
-    let prepared = prepare(model, labels, [train, validation, test], cfg, device)?;
-    let Prepared { files, tokenizer, loaded, splits } = prepared;
-    let LoadedModel { model, missing, unexpected, .. } = loaded;
-    on_event(TrainEvent::Loaded {
-        n_parameters: model.params().n_elements(),
-        missing: missing.clone(),
-        unexpected: unexpected.clone(),
-    });
-    let mut run = Run::new(model, cfg, device, &splits)?;
-    let started = Instant::now();
-    let epochs = run.epochs(&splits, validation, evaluate, on_event)?;
-    let train_seconds = started.elapsed().as_secs_f64();
-    let tested = run.test(&splits.test, test, evaluate, on_event)?;
-    let tokens = splits.train.iter().map(|s| s.ids.len()).sum::<usize>();
-    let epochs_run = epochs.len();
-    Ok(TrainOutcome {
-        best_epoch: run.best_epoch,
-        stopped_epoch: run.stopped_epoch,
-        epochs,
-        test: tested.scores,
-        test_gold: tested.gold,
-        test_pred: tested.pred,
-        entities_lost_to_truncation: splits.truncation(),
-        n_parameters: run.model.params().n_elements(),
-        train_seconds,
-        train_tokens_per_sec: (tokens * epochs_run) as f64 / train_seconds.max(1e-9),
-        train_tokens_per_epoch: tokens,
-        test_seconds: tested.seconds,
-        missing_tensors: missing,
-        unexpected_tensors: unexpected,
-        model: run.model,
-        tokenizer,
-        source: files,
-    })
+/// A run's three splits, tokenized and aligned to the model's labels, with the word-level
+/// gold tags that validation and test are scored against.
+#[derive(Debug, Clone, Default)]
+pub struct AlignedSplits {
+    pub train: Vec<AlignedSentence>,
+    pub validation: Vec<AlignedSentence>,
+    pub test: Vec<AlignedSentence>,
+    /// Per validation sentence: its words' gold tags.
+    pub validation_tags: Vec<Vec<String>>,
+    /// Per test sentence: its words' gold tags.
+    pub test_tags: Vec<Vec<String>>,
 }
 
-/// Every step allocates and frees the same large activation buffers. glibc serves blocks
-/// above its mmap threshold (at most 32 MiB) with fresh mappings and trims the heap top, so
-/// each step page-faulted them in again and unmapped them (with TLB shootdowns): 15% of a
-/// MiniLM step. Keeping freed memory in the heap lets steps reuse it; the peak is unchanged.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    ONCE.call_once(|| {
-        // SAFETY: mallopt only changes allocator thresholds; any value is valid.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
-            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        }
-    });
-}
-
-/// A run's inputs after loading: model files, tokenizer, model and aligned splits.
-struct Prepared {
-    files: crate::model::ModelFiles,
-    tokenizer: tokenizers::Tokenizer,
-    loaded: LoadedModel,
-    splits: Splits,
-}
-
-fn prepare(
-    model: &Path,
-    labels: &[String],
-    [train, validation, test]: [&[TrainSentence]; 3],
-    cfg: &TrainConfig,
-    device: &Device,
-) -> Result<Prepared, TrainError> {
-    let files = resolve(&model.to_string_lossy())?;
-    let tokenizer = load_tokenizer(&files, cfg.max_length)?;
-    let mut loaded = load_model(&files, labels, cfg.seed, device)?;
-    check_lengths(loaded.model.config(), cfg.max_length)?;
-    loaded.model = with_dropout_override(loaded.model, cfg.dropout);
-    let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
-    let splits = Splits {
-        train: align("train", train)?,
-        validation: align("validation", validation)?,
-        test: align("test", test)?,
-    };
-    check_vocabulary(&splits, loaded.model.config().vocab_size)?;
-    Ok(Prepared { files, tokenizer, loaded, splits })
-}
-
-/// `max_length` must fit the position embeddings (RoBERTa's start after the padding id).
-fn check_lengths(model: &crate::model::Config, max_length: usize) -> Result<(), TrainError> {
-    let offset = match model.architecture {
-        crate::model::Architecture::Roberta => model.pad_token_id as usize + 1,
-        _ => 0,
-    };
-    let limit = model.max_position_embeddings.saturating_sub(offset);
-    match max_length > limit {
-        true => Err(TrainError::Config(format!("max_length {max_length} exceeds the model's {limit} positions"))),
-        false => Ok(()),
-    }
-}
-
-/// Token ids must index the embedding table (a tokenizer from another model would not).
-fn check_vocabulary(splits: &Splits, vocab_size: usize) -> Result<(), TrainError> {
-    let all = splits.train.iter().chain(&splits.validation).chain(&splits.test);
-    match all.flat_map(|s| s.ids.iter()).find(|&&id| id as usize >= vocab_size) {
-        Some(id) => Err(TrainError::Config(format!(
-            "the tokenizer produced id {id}, beyond the model's vocabulary of {vocab_size}"
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenClassifier {
-    let Some(p) = dropout else { return model };
-    let mut cfg = model.config().clone();
-    (cfg.hidden_dropout, cfg.attention_dropout, cfg.classifier_dropout) = (p, p, p);
-    TokenClassifier::new(cfg, model.labels().to_vec(), model.params().clone())
-}
-
-fn align_split(
-    tokenizer: &tokenizers::Tokenizer,
-    sentences: &[TrainSentence],
-    label_ids: &HashMap<String, usize>,
-    cfg: &TrainConfig,
-    split: &'static str,
-) -> Result<Vec<AlignedSentence>, TrainError> {
-    sentences
-        .iter()
-        .enumerate()
-        .map(|(index, s)| {
-            align_sentence(tokenizer, &s.words, Some(&s.tags), label_ids, cfg.label_alignment)
-                .map_err(|source| TrainError::Align { split, index, source })
-        })
-        .collect()
-}
-
-struct Splits {
-    train: Vec<AlignedSentence>,
-    validation: Vec<AlignedSentence>,
-    test: Vec<AlignedSentence>,
-}
-
-impl Splits {
+impl AlignedSplits {
     fn truncation(&self) -> TruncationLoss {
         let lost = |split: &[AlignedSentence]| split.iter().map(|s| s.entities_lost).sum();
         TruncationLoss {
@@ -204,6 +51,56 @@ impl Splits {
             test_words: self.test.iter().map(|s| s.truncated_words).sum(),
         }
     }
+}
+
+/// Fine-tunes `model` (already loaded, its head sized for the labels) on `splits.train`,
+/// validating after every epoch, and scores the best epoch on `splits.test`. No file, network
+/// or process-wide effects: loading, tokenizing and aligning are the caller's
+/// (`runner::prepare_run`), and so are allocator settings.
+pub fn train(
+    model: TokenClassifier,
+    splits: &AlignedSplits,
+    cfg: &TrainConfig,
+    device: &Device,
+    evaluate: Evaluate,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainOutcome, TrainError> {
+    if let Some(what) = cfg.invalid() {
+        return Err(TrainError::Config(what));
+    }
+    if splits.train.is_empty() {
+        return Err(TrainError::EmptyTrain);
+    }
+    if cfg.early_stopping_patience > 0 && splits.validation.is_empty() {
+        return Err(TrainError::Config("early stopping needs a validation split; this run has none".into()));
+    }
+    let mut run = Run::new(model, cfg, device, splits)?;
+    let started = Instant::now();
+    let epochs = run.epochs(splits, evaluate, on_event)?;
+    let train_seconds = started.elapsed().as_secs_f64();
+    let tested = run.test(&splits.test, &splits.test_tags, evaluate, on_event)?;
+    let tokens = splits.train.iter().map(|s| s.ids.len()).sum::<usize>();
+    Ok(TrainOutcome {
+        best_epoch: run.best_epoch,
+        stopped_epoch: run.stopped_epoch,
+        test: tested.scores,
+        test_gold: tested.gold,
+        test_pred: tested.pred,
+        entities_lost_to_truncation: splits.truncation(),
+        n_parameters: run.model.params().n_elements(),
+        train_seconds,
+        train_tokens_per_sec: training_tokens_per_sec(tokens, &epochs),
+        train_tokens_per_epoch: tokens,
+        test_seconds: tested.seconds,
+        epochs,
+        model: run.model,
+    })
+}
+
+/// Training tokens of every epoch over the epochs' training time (validation excluded).
+fn training_tokens_per_sec(tokens_per_epoch: usize, epochs: &[EpochRecord]) -> f64 {
+    let seconds: f64 = epochs.iter().map(|e| e.seconds).sum();
+    (tokens_per_epoch * epochs.len()) as f64 / seconds.max(1e-9)
 }
 
 /// Mutable state of one run.
@@ -228,7 +125,7 @@ impl<'a> Run<'a> {
         model: TokenClassifier,
         cfg: &'a TrainConfig,
         device: &'a Device,
-        splits: &Splits,
+        splits: &AlignedSplits,
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
         let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
@@ -251,17 +148,16 @@ impl<'a> Run<'a> {
     /// Trains every epoch, validating after each; leaves the best epoch's weights loaded.
     fn epochs(
         &mut self,
-        splits: &Splits,
-        validation: &[TrainSentence],
+        splits: &AlignedSplits,
         evaluate: Evaluate,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let mut records = Vec::new();
         for epoch in 1..=self.cfg.epochs {
-            let record = self.epoch(epoch, splits, validation, evaluate, on_event)?;
+            let record = self.epoch(epoch, splits, evaluate, on_event)?;
             on_event(TrainEvent::EpochEnd(record.clone()));
             records.push(record);
-            self.keep_if_best(&records, validation.is_empty())?;
+            self.keep_if_best(&records, splits.validation.is_empty())?;
             let (patience, threshold) = (self.cfg.early_stopping_patience, self.cfg.early_stopping_threshold);
             if epoch < self.cfg.epochs && stops_early(&records, self.cfg.select_best_by, patience, threshold) {
                 self.stopped_epoch = Some(epoch);
@@ -298,8 +194,7 @@ impl<'a> Run<'a> {
     fn epoch(
         &mut self,
         epoch: usize,
-        splits: &Splits,
-        validation: &[TrainSentence],
+        splits: &AlignedSplits,
         evaluate: Evaluate,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<EpochRecord, TrainError> {
@@ -324,7 +219,7 @@ impl<'a> Run<'a> {
         let seconds = started.elapsed().as_secs_f64();
         let tokens: usize = splits.train.iter().map(|s| s.ids.len()).sum();
         let eval_started = Instant::now();
-        let (val, val_loss) = self.validate(&splits.validation, validation, evaluate)?;
+        let (val, val_loss) = self.validate(&splits.validation, &splits.validation_tags, evaluate)?;
         Ok(EpochRecord {
             epoch,
             train_loss: loss_sum / batches.len().max(1) as f64,
@@ -425,7 +320,7 @@ impl<'a> Run<'a> {
     fn validate(
         &self,
         aligned: &[AlignedSentence],
-        sentences: &[TrainSentence],
+        tags: &[Vec<String>],
         evaluate: Evaluate,
     ) -> Result<(EvalScores, f64), TrainError> {
         if aligned.is_empty() {
@@ -433,7 +328,7 @@ impl<'a> Run<'a> {
         }
         let SplitPrediction { words: predicted, loss } =
             predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
-        let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
+        let (gold, pred) = kept_words(aligned, tags, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
         Ok((scores, loss))
     }
@@ -442,14 +337,14 @@ impl<'a> Run<'a> {
     fn test(
         &self,
         aligned: &[AlignedSentence],
-        sentences: &[TrainSentence],
+        tags: &[Vec<String>],
         evaluate: Evaluate,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
         let SplitPrediction { words: predicted, .. } =
             predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
-        let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
+        let (gold, pred) = kept_words(aligned, tags, &predicted, self.model.labels());
         let scores = match aligned.is_empty() {
             true => EvalScores::default(),
             false => evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?,
@@ -460,12 +355,7 @@ impl<'a> Run<'a> {
             .iter()
             .map(|words| words.iter().map(|p| p.map_or_else(|| "O".to_string(), |c| labels[c].clone())).collect())
             .collect();
-        Ok(Tested {
-            scores,
-            gold: sentences.iter().map(|s| s.tags.clone()).collect(),
-            pred: all_pred,
-            seconds: started.elapsed().as_secs_f64(),
-        })
+        Ok(Tested { scores, gold: tags.to_vec(), pred: all_pred, seconds: started.elapsed().as_secs_f64() })
     }
 }
 
@@ -505,18 +395,18 @@ fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> R
 /// Gold and predicted tags of the words that kept a sub-word (the recipe drops the rest).
 fn kept_words(
     aligned: &[AlignedSentence],
-    sentences: &[TrainSentence],
+    tags: &[Vec<String>],
     predicted: &[Vec<Option<usize>>],
     labels: &[String],
 ) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
     aligned
         .iter()
-        .zip(sentences)
+        .zip(tags)
         .zip(predicted)
         .map(|((a, s), p)| {
             a.first_token
                 .iter()
-                .zip(&s.tags)
+                .zip(s)
                 .zip(p)
                 .filter(|((first, _), _)| first.is_some())
                 .map(|((_, gold), pred)| (gold.clone(), labels[pred.unwrap_or(0)].clone()))
@@ -548,4 +438,76 @@ pub fn predict_split(
         }
     }
     Ok(SplitPrediction { words: predicted, loss: loss_sum / aligned.len().max(1) as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{random_model, Config};
+
+    /// Sentence `i` of a toy language: word ids 5..15, entity words 15..20 tagged B-X.
+    fn toy(i: usize) -> (AlignedSentence, Vec<String>) {
+        let words: Vec<u32> =
+            (0..6).map(|w| if w == i % 6 { 15 + (i % 5) as u32 } else { 5 + ((i + w) % 10) as u32 }).collect();
+        let targets: Vec<i64> = words.iter().map(|&w| i64::from(w >= 15)).collect();
+        let tags = targets.iter().map(|&t| if t == 1 { "B-X" } else { "O" }.to_string()).collect();
+        let ids = [vec![2], words, vec![3]].concat();
+        let targets = [vec![-100], targets, vec![-100]].concat();
+        let first_token = (1..=6).map(Some).collect();
+        (AlignedSentence { ids, targets, first_token, truncated_words: 0, entities_lost: 0 }, tags)
+    }
+
+    fn split(range: std::ops::Range<usize>) -> (Vec<AlignedSentence>, Vec<Vec<String>>) {
+        range.map(toy).unzip()
+    }
+
+    /// Word accuracy as the "metric" (the trainer takes any).
+    fn accuracy(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Result<EvalScores> {
+        let pairs: Vec<(&String, &String)> = gold.iter().flatten().zip(pred.iter().flatten()).collect();
+        let right = pairs.iter().filter(|(g, p)| g == p).count() as f64 / pairs.len().max(1) as f64;
+        Ok(EvalScores { precision: right, recall: right, f1: right, accuracy: right })
+    }
+
+    /// An in-memory model and in-memory aligned splits: no path, tokenizer or hub anywhere.
+    #[test]
+    fn trains_an_in_memory_model_on_in_memory_splits() {
+        let config = r#"{"model_type": "bert", "vocab_size": 20, "hidden_size": 16, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 32, "max_position_embeddings": 16,
+            "type_vocab_size": 2, "hidden_act": "gelu", "pad_token_id": 0}"#;
+        let cfg = Config::from_json(config, std::path::Path::new("config.json")).unwrap();
+        let labels = ["O", "B-X"].map(String::from);
+        let model = random_model(&cfg, &labels, 3, &Device::Cpu).unwrap();
+        let (train_part, _) = split(0..64);
+        let (validation, validation_tags) = split(64..80);
+        let (test, test_tags) = split(80..96);
+        let splits = AlignedSplits { train: train_part, validation, test, validation_tags, test_tags };
+        let settings =
+            TrainConfig { epochs: 3, batch_size: 8, learning_rate: 1e-2, max_length: 16, ..TrainConfig::default() };
+        let mut events = Vec::new();
+        let outcome =
+            super::train(model, &splits, &settings, &Device::Cpu, &accuracy, &mut |e| events.push(e)).unwrap();
+        assert_eq!(outcome.epochs.len(), 3);
+        assert!(outcome.test.accuracy > 0.9, "{:?}", outcome.test);
+        assert_eq!(outcome.test_pred.len(), 16);
+        assert_eq!(events.iter().filter(|e| matches!(e, TrainEvent::Step { .. })).count(), 3 * 8);
+        // Tokens per second count training time only.
+        let seconds: f64 = outcome.epochs.iter().map(|e| e.seconds).sum();
+        assert_eq!(outcome.train_tokens_per_sec, (3 * 64 * 8) as f64 / seconds);
+        assert!(outcome.train_seconds > seconds, "the epoch loop includes validation");
+    }
+
+    #[test]
+    fn tokens_per_second_exclude_validation_time() {
+        let record = |seconds, eval_seconds| EpochRecord {
+            epoch: 1,
+            train_loss: 0.0,
+            val: EvalScores::default(),
+            val_loss: 0.0,
+            learning_rate: 0.0,
+            seconds,
+            eval_seconds,
+            tokens_per_sec: 0.0,
+        };
+        assert_eq!(training_tokens_per_sec(100, &[record(1.0, 3.0), record(1.0, 5.0)]), 100.0);
+    }
 }

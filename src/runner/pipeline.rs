@@ -1,20 +1,20 @@
-//! The real trainer: data -> model -> train -> metrics for one run, with candle.
-
-use std::path::PathBuf;
+//! The real per-run pipeline behind the scheduler's `Trainer` seam: load and split the
+//! dataset, load the model and align (`prepare`), fine-tune (`train::train`), score and
+//! assemble the run's output.
 
 use anyhow::{anyhow, Context};
 use candle_core::Device;
 
 use super::dataset::{load_run_data, RunData, RunSplit};
+use super::prepare::{prepare_run, PreparedRun};
 use crate::data::Scheme;
 use crate::metrics::{error_analysis, evaluate, Mode, Report, ZeroDivision};
+use crate::model::ModelLocation;
 use crate::plan::RunSpec;
 use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgress, Trainer};
-use crate::spec::{expand_env, ModelSource};
+use crate::spec::{expand_env, ModelSource, RunParams};
 use crate::store::{ClassScores, EpochRow, Scores, TaggedSentence};
-use crate::train::{
-    self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
-};
+use crate::train::{self, EvalScores, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence};
 
 /// Fine-tunes each run's model with candle on the Hugging Face Trainer's recipe.
 pub struct CandleTrainer;
@@ -30,12 +30,11 @@ impl Trainer for CandleTrainer {
         ctx: &RunContext<'_>,
         progress: &mut dyn FnMut(RunProgress),
     ) -> anyhow::Result<RunOutput> {
-        let scheme: Scheme = run.str_param("scheme").parse().map_err(|e: String| anyhow!(e))?;
-        let alias = run.str_param("dataset");
+        let params = &run.typed;
+        let scheme: Scheme = params.scheme.parse().map_err(|e: String| anyhow!(e))?;
+        let alias = &params.dataset;
         let entry = ctx.spec.datasets.get(alias).ok_or_else(|| anyhow!("unknown dataset alias {alias}"))?;
-        let fold = run.param("fold").and_then(|f| f.as_i64()).map(|f| f as usize);
-        let train_fraction = run.param("train_fraction").and_then(|v| v.as_f64()).unwrap_or(1.0);
-        let part = RunSplit { fold, train_fraction, seed: run.usize_param("seed") as u64 };
+        let part = RunSplit { fold: params.fold, train_fraction: params.train.train_fraction, seed: params.seed };
         let data = load_run_data(alias, entry, scheme, part)?;
         ctx.store.write_split_manifest(&run.id, &serde_json::to_value(&data.manifest)?)?;
         let log = |line: String| {
@@ -51,11 +50,19 @@ impl Trainer for CandleTrainer {
         for s in &data.skipped {
             log(format!("skipped record: {s}"));
         }
-        let model = model_location(ctx, run.str_param("model"))?;
-        let cfg = train_config(run, ctx.grad_accum)?;
+        let location = model_location(ctx, &params.model)?;
+        let cfg = train_config(params, ctx.grad_accum)?;
         let device = device(&ctx.device)?;
-        let epochs = cfg.epochs;
-        let mut tracker = ProgressTracker { epochs, ..ProgressTracker::default() };
+        let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
+        let PreparedRun { model, splits, source } =
+            prepare_run(&location, &data.labels, [&tr, &va, &te], &cfg, &device).map_err(classify)?;
+        log(format!(
+            "model: {} parameters; missing tensors {:?}; unexpected tensors {:?}",
+            model.params().n_elements(),
+            source.missing,
+            source.unexpected
+        ));
+        let mut tracker = ProgressTracker { epochs: cfg.epochs, ..ProgressTracker::default() };
         let mut on_event = |e: TrainEvent| {
             if let Some(p) = tracker.on(&e) {
                 progress(p);
@@ -65,22 +72,20 @@ impl Trainer for CandleTrainer {
                     "epoch {}: train_loss {:.4} val_f1 {:.4} ({:.1}s, {:.0} tokens/s)",
                     rec.epoch, rec.train_loss, rec.val.f1, rec.seconds, rec.tokens_per_sec
                 )),
-                TrainEvent::Loaded { n_parameters, missing, unexpected } => log(format!(
-                    "model: {n_parameters} parameters; missing tensors {missing:?}; unexpected tensors {unexpected:?}"
-                )),
                 TrainEvent::StoppedEarly { epoch } => log(format!("early stopping after epoch {epoch}")),
                 TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
                 _ => {}
             }
         };
-        let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
-        let outcome = train::train(&model, &data.labels, &tr, &va, &te, &cfg, &device, &seqeval_scores, &mut on_event)
-            .map_err(classify)?;
-        if run.param("save_model").and_then(|v| v.as_bool()).unwrap_or(false) {
+        let outcome = train::train(model, &splits, &cfg, &device, &seqeval_scores, &mut on_event).map_err(classify)?;
+        if params.train.save_model {
             let dir = ctx.store.model_dir(&run.id);
-            outcome.save_model(&dir).with_context(|| format!("saving the model to {}", dir.display()))?;
+            source
+                .save_model(&outcome.model, &dir)
+                .with_context(|| format!("saving the model to {}", dir.display()))?;
         }
-        output(run, &data, &outcome, &cfg)
+        let tensors = (source.missing.as_slice(), source.unexpected.as_slice());
+        output(run, &data, &outcome, &cfg, tensors)
     }
 }
 
@@ -139,43 +144,38 @@ pub fn sentences(tagged: &[crate::data::TaggedSentence]) -> Vec<TrainSentence> {
     tagged.iter().map(|t| TrainSentence { words: t.words.clone(), tags: t.tags.clone() }).collect()
 }
 
-/// A local directory (with `${VAR}` expanded) or a hub id, as `train` resolves it.
-fn model_location(ctx: &RunContext<'_>, alias: &str) -> anyhow::Result<PathBuf> {
+/// The spec's model: a local directory (with `${VAR}` expanded) or a hub repository.
+fn model_location(ctx: &RunContext<'_>, alias: &str) -> anyhow::Result<ModelLocation> {
     match ctx.spec.models.get(alias) {
         Some(ModelSource::Path { path }) => {
-            Ok(PathBuf::from(expand_env(path).map_err(|e| anyhow!("models.{alias}.path: {e}"))?))
+            Ok(ModelLocation::Dir(expand_env(path).map_err(|e| anyhow!("models.{alias}.path: {e}"))?.into()))
         }
-        Some(ModelSource::Hub { id, revision: None }) => Ok(PathBuf::from(id)),
-        Some(ModelSource::Hub { id, revision: Some(r) }) => Ok(PathBuf::from(format!("{id}@{r}"))),
+        Some(ModelSource::Hub { id, revision }) => {
+            Ok(ModelLocation::Hub { id: id.clone(), revision: revision.clone() })
+        }
         None => Err(anyhow!("unknown model alias {alias}")),
     }
 }
 
-/// The run's parameters as a training configuration.
-pub fn train_config(run: &RunSpec, grad_accum: usize) -> anyhow::Result<TrainConfig> {
-    let select_best_by = match run.str_param("select_best_by") {
-        "precision" => SelectMetric::Precision,
-        "recall" => SelectMetric::Recall,
-        "accuracy" => SelectMetric::Accuracy,
-        _ => SelectMetric::F1,
-    };
-    let label_alignment =
-        if run.str_param("label_alignment") == "all" { LabelAlignment::All } else { LabelAlignment::First };
+/// The run's typed parameters as a training configuration; `grad_accum` comes from the
+/// scheduler (retries after running out of memory raise it).
+pub fn train_config(params: &RunParams, grad_accum: usize) -> anyhow::Result<TrainConfig> {
+    let t = &params.train;
     let cfg = TrainConfig {
-        epochs: run.usize_param("epochs"),
-        batch_size: run.usize_param("batch_size"),
+        epochs: t.epochs,
+        batch_size: t.batch_size,
         grad_accum: grad_accum.max(1),
-        learning_rate: run.f64_param("learning_rate"),
-        weight_decay: run.f64_param("weight_decay"),
-        warmup_ratio: run.f64_param("warmup_ratio"),
-        warmup_steps: run.usize_param("warmup_steps"),
-        max_grad_norm: run.f64_param("max_grad_norm"),
-        max_length: run.usize_param("max_length"),
-        label_alignment,
-        seed: run.usize_param("seed") as u64,
-        select_best_by,
-        early_stopping_patience: run.usize_param("early_stopping_patience"),
-        early_stopping_threshold: run.param("early_stopping_threshold").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        learning_rate: params.learning_rate,
+        weight_decay: t.weight_decay,
+        warmup_ratio: t.warmup_ratio,
+        warmup_steps: t.warmup_steps,
+        max_grad_norm: t.max_grad_norm,
+        max_length: t.max_length,
+        label_alignment: t.label_alignment,
+        seed: params.seed,
+        select_best_by: t.select_best_by,
+        early_stopping_patience: t.early_stopping_patience,
+        early_stopping_threshold: t.early_stopping_threshold,
         ..TrainConfig::default()
     };
     match cfg.invalid() {
@@ -226,7 +226,13 @@ fn predicted_sentences(data: &RunData, outcome: &TrainOutcome) -> Vec<TaggedSent
         .collect()
 }
 
-fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConfig) -> anyhow::Result<RunOutput> {
+fn output(
+    run: &RunSpec,
+    data: &RunData,
+    outcome: &TrainOutcome,
+    cfg: &TrainConfig,
+    (missing, unexpected): (&[String], &[String]),
+) -> anyhow::Result<RunOutput> {
     let report = evaluate(&outcome.test_gold, &outcome.test_pred, Mode::Default, ZeroDivision::Zero)?;
     let best = outcome.epochs.iter().find(|e| e.epoch == outcome.best_epoch);
     let epochs = outcome
@@ -252,12 +258,12 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
             "validation": data.manifest.validation.len(),
             "test": data.manifest.test.len(),
             "sha256": data.manifest.sha256,
-            "fold": run.param("fold").and_then(|f| f.as_i64()),
+            "fold": run.typed.fold,
             "train_fraction": data.train_fraction,
         },
         "entities_lost_to_truncation": outcome.entities_lost_to_truncation,
-        "missing_tensors": outcome.missing_tensors,
-        "unexpected_tensors": outcome.unexpected_tensors,
+        "missing_tensors": missing,
+        "unexpected_tensors": unexpected,
         "micro_batch": micro_batch,
         "grad_accum": cfg.grad_accum,
         "train_tokens_per_epoch": outcome.train_tokens_per_epoch,
@@ -330,13 +336,8 @@ mod tests {
         assert_eq!(lines, ["  r epoch 1/2 loss 0.5000 val_f1 0.2500", "  r epoch 2/2 loss 0.2500 val_f1 0.5000"]);
     }
 
-    fn run(pairs: &[(&str, ParamValue)]) -> RunSpec {
-        let mut params: std::collections::BTreeMap<String, ParamValue> =
-            crate::spec::TRAIN_KEYS.iter().map(|k| (k.name.to_string(), (k.default)())).collect();
-        params.insert("learning_rate".into(), ParamValue::Float(2e-5));
-        params.insert("seed".into(), ParamValue::Int(67));
-        params.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())));
-        RunSpec { index: 0, id: "r".into(), params }
+    fn run(pairs: &[(&str, ParamValue)]) -> RunParams {
+        crate::plan::tests_support::run_spec(pairs).typed
     }
 
     #[test]
@@ -344,10 +345,12 @@ mod tests {
         let cfg = train_config(&run(&[("label_alignment", ParamValue::Str("all".into()))]), 2).unwrap();
         assert_eq!((cfg.epochs, cfg.batch_size, cfg.grad_accum, cfg.max_length), (5, 16, 2, 256));
         assert_eq!((cfg.learning_rate, cfg.weight_decay, cfg.seed), (2e-5, 0.01, 67));
-        assert_eq!(cfg.label_alignment, LabelAlignment::All);
-        assert_eq!(cfg.select_best_by, SelectMetric::F1);
+        assert_eq!(cfg.label_alignment, crate::spec::LabelAlignment::All);
+        assert_eq!(cfg.select_best_by, crate::spec::SelectMetric::F1);
         let recall = train_config(&run(&[("select_best_by", ParamValue::Str("recall".into()))]), 1).unwrap();
-        assert_eq!(recall.select_best_by, SelectMetric::Recall);
+        assert_eq!(recall.select_best_by, crate::spec::SelectMetric::Recall);
+        let loss = train_config(&run(&[("select_best_by", ParamValue::Str("loss".into()))]), 1).unwrap();
+        assert_eq!(loss.select_best_by, crate::spec::SelectMetric::Loss);
         assert!(train_config(&run(&[("batch_size", ParamValue::Int(2))]), 4).is_err(), "grad_accum > batch");
     }
 
