@@ -281,6 +281,42 @@ fn write_toy_bert(dir: &Path) {
     fs::write(dir.join("model.safetensors"), safetensors_bytes(&m).unwrap()).unwrap();
 }
 
+/// The plain progress of a one-run sweep with its numbers checked and then redacted: epoch k's
+/// line must show epoch k's validation F1 from `epochs.csv`, and every epoch must have a line.
+fn plain_progress(stderr: &str, epochs_csv: &str) -> String {
+    let val_f1: Vec<String> = epochs_csv
+        .lines()
+        .skip(1)
+        .map(|row| format!("{:.4}", row.split(',').nth(4).unwrap().parse::<f64>().unwrap()))
+        .collect();
+    let mut shown = Vec::new();
+    let lines = stderr.lines().map(|line| {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.iter().position(|w| *w == "epoch") {
+            Some(at) if line.starts_with("  ") => {
+                let epoch: usize = words[at + 1].split('/').next().unwrap().parse().unwrap();
+                assert_eq!(words[at + 5], val_f1[epoch - 1], "epoch {epoch}'s line shows another F1: {line}");
+                shown.push(epoch);
+                format!("  [id] epoch {} loss [loss] val_f1 [val_f1 of epoch {epoch}]", words[at + 1])
+            }
+            _ => line
+                .split(' ')
+                .map(|w| match w {
+                    w if w.starts_with("tiny-bio-") => "[id]".to_string(),
+                    w if w.starts_with("test_f1=") => "test_f1=[f1]".to_string(),
+                    w if w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok() => "[seconds]".to_string(),
+                    w if w.parse::<usize>().is_ok() && line.starts_with("devices:") => "[threads]".to_string(),
+                    w => w.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    });
+    let text = lines.collect::<Vec<_>>().join("\n");
+    assert_eq!(shown, (1..=val_f1.len()).collect::<Vec<_>>(), "one line per epoch, the last included");
+    text
+}
+
 /// Sentence `i` of the toy corpus, with the character spans of its person and place.
 fn toy_sentence(i: usize) -> (String, [(usize, usize, &'static str); 2]) {
     let (person, place) = (TOY_PEOPLE[i % 5], TOY_PLACES[(i / 2) % 5]);
@@ -316,6 +352,8 @@ fn a_real_run_exports_a_model_that_predict_reads() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.contains("executed 1, succeeded 1"), "{stderr}");
     let result_path = results(dir.path()).pop().expect("a result.json");
+    let epochs_csv = fs::read_to_string(result_path.with_file_name("epochs.csv")).unwrap();
+    insta::assert_snapshot!("real_run_plain_progress", plain_progress(&stderr, &epochs_csv));
     let result: serde_json::Value = serde_json::from_str(&fs::read_to_string(&result_path).unwrap()).unwrap();
     assert_eq!(result["status"], "done", "{result}");
     assert_eq!(result["dry_run"], false, "{result}");
@@ -352,4 +390,65 @@ fn a_real_run_exports_a_model_that_predict_reads() {
             .collect();
         assert_eq!(found, want, "{text}");
     }
+}
+
+#[test]
+fn predict_exits_2_for_a_missing_or_corrupt_model_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-model");
+    let out = nergrid().args(["predict", "--model", missing.to_str().unwrap(), "a text"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no such model directory"), "{stderr}");
+    let corrupt = dir.path().join("corrupt");
+    fs::create_dir(&corrupt).unwrap();
+    fs::write(corrupt.join("config.json"), "{ not json").unwrap();
+    fs::write(corrupt.join("model.safetensors"), "not weights").unwrap();
+    let out = nergrid().args(["predict", "--model", corrupt.to_str().unwrap(), "a text"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn validate_refuses_an_invalid_parameter_and_missing_local_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("s.toml");
+    let text = "[experiment]\nname = \"x\"\n[models.m]\npath = \"${NERGRID_TEST_UNSET_ROOT}/m\"\n\
+        [datasets.d]\npath = \"d.jsonl\"\nsplit = { test = 0.2, seed = 1 }\n\
+        [grid]\nmodels = [\"m\"]\nschemes = [\"BIO\"]\nlearning_rates = [1e-5]\ndatasets = [\"d\"]\n";
+    fs::write(&spec, format!("{text}[train]\nselect_best_by = \"los\"\n")).unwrap();
+    let out = nergrid().current_dir(dir.path()).args(["validate", "s.toml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("s.toml:14:18: train.select_best_by: unknown value \"los\" (did you mean \"loss\"?"),
+        "{stderr}"
+    );
+
+    fs::write(&spec, text).unwrap();
+    let out = nergrid()
+        .current_dir(dir.path())
+        .args(["validate", "s.toml"])
+        .env_remove("NERGRID_TEST_UNSET_ROOT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("s.toml:4:8: models.m.path: environment variable NERGRID_TEST_UNSET_ROOT is not set"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("s.toml:6:8: datasets.d.path: no such file: d.jsonl"), "{stderr}");
+    let out = nergrid().current_dir(dir.path()).args(["validate", "--no-path-check", "s.toml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // `run` stops before starting any run, with the same report.
+    let out = nergrid()
+        .current_dir(dir.path())
+        .args(["run", "s.toml"])
+        .env_remove("NERGRID_TEST_UNSET_ROOT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("datasets.d.path: no such file") && !stderr.contains("start #"), "{stderr}");
+    assert!(!dir.path().join("results").exists(), "nothing ran");
 }
