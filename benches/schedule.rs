@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use nergrid::plan::expand;
 use nergrid::schedule::{
-    run_schedule, Device, DeviceLayout, LockConfig, ScheduleOptions, SweepEvent, TrainerChoice, WorkerLaunch,
+    run_schedule, DeviceLayout, DeviceSlot, LockConfig, ScheduleOptions, SweepEvent, TrainerChoice, WorkerLaunch,
 };
 use nergrid::spec::parse;
 use nergrid::store::Store;
@@ -38,7 +38,7 @@ fn sweep(slots: usize) -> (f64, usize) {
     let opts = ScheduleOptions {
         force: false,
         rerun_failed: false,
-        layout: DeviceLayout { devices: vec![Device::Cpu], runs_per_device: slots, threads_per_run: 1 },
+        layout: DeviceLayout { devices: vec![DeviceSlot::Cpu], runs_per_device: slots, threads_per_run: 1 },
         retries: 0,
         timeout: Some(Duration::from_secs(60)),
         launch: WorkerLaunch {

@@ -14,9 +14,10 @@
 //! NERGRID_BENCH_STEPS (stop after this many steps, for profiling).
 
 use candle_core::Device;
+use nergrid::data::TaggedSentence;
 use nergrid::data::{DatasetConfig, Scheme};
-use nergrid::runner::{self, sentences, seqeval_scores};
-use nergrid::train::{self, TrainConfig, TrainEvent, TrainSentence};
+use nergrid::runner::{self, seqeval_scores};
+use nergrid::train::{self, TrainConfig, TrainEvent};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -85,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-type Split = Vec<TrainSentence>;
+type Split = Vec<TaggedSentence>;
 
 /// The original 1177 file as a run sees it: brackets removed, the study's split, BIO.
 fn study_split(path: &Path) -> anyhow::Result<(Split, Split, Split, Vec<String>)> {
@@ -96,7 +97,7 @@ fn study_split(path: &Path) -> anyhow::Result<(Split, Split, Split, Vec<String>)
     let mut config: DatasetConfig = toml::Value::Table(table).try_into()?;
     config.path = Some(path.to_path_buf());
     let data = runner::prepare("swedish_1177", &config, Scheme::Bio, runner::RunSplit::default())?;
-    Ok((sentences(&data.train), sentences(&data.validation), sentences(&data.test), data.labels))
+    Ok((data.train, data.validation, data.test, data.labels))
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -19,4 +19,5 @@ pub mod slurm;
 pub mod spec;
 pub mod stats;
 pub mod store;
+pub mod tags;
 pub mod train;

@@ -62,8 +62,9 @@ fn evaluation_is_deterministic_and_dropout_changes_training_outputs() {
 // ---------------------------------------------------------------------------------------
 // A toy corpus and a tiny model directory written by the test.
 
+use nergrid::data::TaggedSentence;
 use nergrid::model::export::safetensors_bytes;
-use nergrid::train::{self, EvalScores, TrainConfig, TrainEvent, TrainSentence};
+use nergrid::train::{self, EvalScores, TrainConfig, TrainEvent};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -82,7 +83,7 @@ fn vocab() -> Vec<String> {
 
 /// A deterministic toy sentence: filler words with people (B-PER, or B-PER I-PER for two
 /// names) and places (B-LOC, or "city of X" where only X is the entity).
-fn toy_sentence(i: usize) -> TrainSentence {
+fn toy_sentence(i: usize) -> TaggedSentence {
     let mut words = Vec::new();
     let mut tags = Vec::new();
     let mut push = |w: &str, t: &str| {
@@ -103,10 +104,10 @@ fn toy_sentence(i: usize) -> TrainSentence {
     }
     push(PLACES[(i / 2) % 6], "B-LOC");
     push(f(3), "O");
-    TrainSentence { words, tags }
+    TaggedSentence { words, tags }
 }
 
-fn toy_corpus(range: std::ops::Range<usize>) -> Vec<TrainSentence> {
+fn toy_corpus(range: std::ops::Range<usize>) -> Vec<TaggedSentence> {
     range.map(toy_sentence).collect()
 }
 
@@ -199,9 +200,9 @@ impl Trained {
 fn train_dir(
     dir: &Path,
     labels: &[String],
-    train: &[train::TrainSentence],
-    validation: &[train::TrainSentence],
-    test: &[train::TrainSentence],
+    train: &[TaggedSentence],
+    validation: &[TaggedSentence],
+    test: &[TaggedSentence],
     cfg: &TrainConfig,
     device: &Device,
     evaluate: train::Evaluate,

@@ -1,7 +1,7 @@
 //! `nergrid predict`: entities in raw text with a fine-tuned model, merged from sub-words as
 //! transformers' pipeline does with `aggregation_strategy="first"`.
 
-use crate::model::predict::{Entity, Predictor};
+use crate::model::predict::{Predictor, TextEntity};
 use anyhow::Context;
 use candle_core::Device;
 use std::io::{BufRead, Write};
@@ -88,7 +88,7 @@ fn parse_device(name: &str) -> anyhow::Result<Device> {
     }
 }
 
-fn write_entities(out: &mut impl Write, text: &str, entities: &[Entity], format: Format) -> anyhow::Result<()> {
+fn write_entities(out: &mut impl Write, text: &str, entities: &[TextEntity], format: Format) -> anyhow::Result<()> {
     match format {
         Format::Json => {
             let line = serde_json::json!({ "text": text, "entities": entities });

@@ -17,6 +17,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::corpus::{Sentence, WordSpan};
+use crate::tags::{self, split_tag};
 
 /// A tagging scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -101,7 +102,7 @@ impl Scheme {
         if tag.is_empty() {
             return false;
         }
-        match parse_tag(tag) {
+        match split_tag(tag) {
             None => true,
             Some((prefix, _)) => self.prefixes().contains(&prefix) || (self == Scheme::Bioes && "UL".contains(prefix)),
         }
@@ -145,9 +146,9 @@ fn prefix_at(scheme: Scheme, offset: usize, len: usize) -> char {
 
 /// IOB1 keeps `B-X` only where the previous word is also of type X.
 fn bio_to_iob1(tags: &mut [String]) {
-    let kinds: Vec<Option<String>> = tags.iter().map(|t| parse_tag(t).map(|(_, kind)| kind.to_string())).collect();
+    let kinds: Vec<Option<String>> = tags.iter().map(|t| split_tag(t).map(|(_, kind)| kind.to_string())).collect();
     for i in 0..tags.len() {
-        let Some((prefix, kind)) = parse_tag(&tags[i]) else {
+        let Some((prefix, kind)) = split_tag(&tags[i]) else {
             continue;
         };
         let follows_same = i > 0 && kinds[i - 1].as_deref() == Some(kind);
@@ -157,19 +158,6 @@ fn bio_to_iob1(tags: &mut [String]) {
     }
 }
 
-/// Splits a tag into its prefix letter and type as seqeval does; `None` for `O`.
-///
-/// `B-DRUG-NAME` has type `DRUG-NAME`; a bare `B` has type `_`.
-pub fn parse_tag(tag: &str) -> Option<(char, &str)> {
-    let prefix = tag.chars().next()?;
-    if tag == "O" {
-        return None;
-    }
-    let rest = &tag[prefix.len_utf8()..];
-    let kind = rest.split_once('-').map_or(rest, |(_, kind)| kind);
-    Some((prefix, if kind.is_empty() { "_" } else { kind }))
-}
-
 /// Word spans of a tag sequence, with seqeval's default chunking rules.
 ///
 /// A chunk starts at `B`/`S`, at `I`/`E` after `O`, `E` or `S`, and at any type change; it ends
@@ -177,46 +165,19 @@ pub fn parse_tag(tag: &str) -> Option<(char, &str)> {
 /// `scheme` only matters for `U`/`L`, which only BIOES (BILOU) accepts.
 pub fn decode(tags: &[String], scheme: Scheme) -> Vec<WordSpan> {
     let parsed: Vec<(char, &str)> = tags.iter().map(|t| normalised(t, scheme)).collect();
-    let mut spans = Vec::new();
-    let mut open: Option<(usize, &str)> = None;
-    let mut previous = ('O', "");
-    for (i, &current) in parsed.iter().enumerate() {
-        if let Some((start, kind)) = open {
-            if chunk_ends(previous, current) {
-                spans.push(WordSpan { kind: kind.to_string(), start, end: i });
-                open = None;
-            }
-        }
-        if chunk_starts(previous, current) {
-            open = Some((i, current.1));
-        }
-        previous = current;
-    }
-    if let Some((start, kind)) = open {
-        spans.push(WordSpan { kind: kind.to_string(), start, end: tags.len() });
-    }
-    spans
+    tags::chunks(&parsed)
+        .into_iter()
+        .map(|c| WordSpan { kind: c.kind.to_string(), start: c.start, end: c.end })
+        .collect()
 }
 
 fn normalised(tag: &str, scheme: Scheme) -> (char, &str) {
-    match parse_tag(tag) {
+    match split_tag(tag) {
         None => ('O', ""),
         Some(('U', kind)) if scheme == Scheme::Bioes => ('S', kind),
         Some(('L', kind)) if scheme == Scheme::Bioes => ('E', kind),
         Some(parsed) => parsed,
     }
-}
-
-fn chunk_ends((prev, prev_kind): (char, &str), (tag, kind): (char, &str)) -> bool {
-    matches!(prev, 'E' | 'S')
-        || (matches!(prev, 'B' | 'I') && matches!(tag, 'B' | 'S' | 'O'))
-        || (prev != 'O' && prev_kind != kind)
-}
-
-fn chunk_starts((prev, prev_kind): (char, &str), (tag, kind): (char, &str)) -> bool {
-    matches!(tag, 'B' | 'S')
-        || (matches!(prev, 'E' | 'S' | 'O') && matches!(tag, 'E' | 'I'))
-        || (tag != 'O' && prev_kind != kind)
 }
 
 /// Tags of one sentence converted from one scheme to another through its spans.
@@ -295,9 +256,9 @@ mod tests {
 
     #[test]
     fn tag_types_follow_seqeval() {
-        assert_eq!(parse_tag("B-DRUG-NAME"), Some(('B', "DRUG-NAME")));
-        assert_eq!(parse_tag("B"), Some(('B', "_")));
-        assert_eq!(parse_tag("O"), None);
+        assert_eq!(split_tag("B-DRUG-NAME"), Some(('B', "DRUG-NAME")));
+        assert_eq!(split_tag("B"), Some(('B', "_")));
+        assert_eq!(split_tag("O"), None);
     }
 
     #[test]

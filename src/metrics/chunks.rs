@@ -1,5 +1,5 @@
-//! Default-mode chunking: a literal port of seqeval 1.2.2's `get_entities`, `end_of_chunk` and
-//! `start_of_chunk` (conlleval-like, plus seqeval's own E-/S- rules).
+//! Default-mode chunking over interned tags: seqeval 1.2.2's `get_entities` as a stream, with
+//! `end_of_chunk` and `start_of_chunk` from [`crate::tags`].
 //!
 //! seqeval scores default mode on one flattened stream: the sentences joined with an `O` after
 //! each, then one more `O`. The state (previous prefix and type, chunk start) runs through the
@@ -9,6 +9,7 @@
 
 use super::error::{MetricsError, Side};
 use super::tags::{parse_default, DefaultTag, TypeId, TypeTable};
+use crate::tags::{ends_chunk, starts_chunk};
 
 /// A chunk in some coordinate system: `[begin, end]`, end inclusive, as seqeval reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,32 +39,19 @@ impl Chunker {
     pub(crate) fn step(&mut self, i: usize, tag: DefaultTag) -> Option<Chunk> {
         let (prev, prev_kind) = (self.prev_prefix, self.prev_kind);
         // An end needs a previous tag other than the initial `O`, so `i >= 1` here.
-        let ended = ends_chunk(prev, tag.prefix, prev_kind, tag.kind).then(|| Chunk {
+        let type_changes = prev_kind != tag.kind;
+        let ended = ends_chunk(prev, tag.prefix, type_changes).then(|| Chunk {
             kind: prev_kind,
             begin: self.begin,
             end: i - 1,
         });
-        if starts_chunk(prev, tag.prefix, prev_kind, tag.kind) {
+        if starts_chunk(prev, tag.prefix, type_changes) {
             self.begin = i;
         }
         self.prev_prefix = tag.prefix;
         self.prev_kind = tag.kind;
         ended
     }
-}
-
-/// seqeval's `end_of_chunk`.
-fn ends_chunk(prev: char, tag: char, prev_kind: TypeId, kind: TypeId) -> bool {
-    matches!(prev, 'E' | 'S')
-        || (matches!(prev, 'B' | 'I') && matches!(tag, 'B' | 'S' | 'O'))
-        || (prev != 'O' && prev != '.' && prev_kind != kind)
-}
-
-/// seqeval's `start_of_chunk`.
-fn starts_chunk(prev: char, tag: char, prev_kind: TypeId, kind: TypeId) -> bool {
-    matches!(tag, 'B' | 'S')
-        || (matches!(prev, 'E' | 'S' | 'O') && matches!(tag, 'E' | 'I'))
-        || (tag != 'O' && tag != '.' && prev_kind != kind)
 }
 
 /// Chunks of the flattened stream, in flat positions (sentence `k` starts after the tags and

@@ -10,8 +10,7 @@ use std::collections::HashMap;
 
 use super::error::TagError;
 
-/// The type name seqeval gives a tag with nothing after its prefix.
-pub(crate) const BARE_TYPE: &str = "_";
+pub(crate) use crate::tags::BARE_TYPE;
 
 /// Interned entity type: an index into a [`TypeTable`].
 pub(crate) type TypeId = u32;
@@ -66,13 +65,13 @@ impl DefaultTag {
 
 /// Splits `tag` like `get_entities` does. Fails only on an empty tag (Python's `chunk[0]`).
 pub(crate) fn parse_default(tag: &str, table: &mut TypeTable) -> Result<DefaultTag, TagError> {
-    if tag == "O" {
-        return Ok(DefaultTag::OUTSIDE);
+    if tag.is_empty() {
+        return Err(TagError::Empty);
     }
-    let prefix = tag.chars().next().ok_or(TagError::Empty)?;
-    let rest = &tag[prefix.len_utf8()..];
-    let kind = rest.split_once('-').map_or(rest, |(_, after)| after);
-    Ok(DefaultTag { prefix, kind: table.intern(non_empty_type(kind)) })
+    match crate::tags::split_tag(tag) {
+        None => Ok(DefaultTag::OUTSIDE),
+        Some((prefix, kind)) => Ok(DefaultTag { prefix, kind: table.intern(kind) }),
+    }
 }
 
 /// The prefixes `seqeval.scheme.Prefix` knows; any other first character is a `KeyError` there.

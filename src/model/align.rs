@@ -83,34 +83,8 @@ pub fn entities_cut(tags: &[String], cut: usize) -> usize {
 
 /// The last word index of every chunk, with seqeval's default chunking rules.
 fn chunk_ends(tags: &[String]) -> Vec<usize> {
-    let split = |t: &str| -> (char, String) {
-        match t.split_once('-') {
-            Some((p, ty)) if p.len() == 1 => (p.chars().next().unwrap_or('O'), ty.to_string()),
-            _ if t == "O" => ('O', String::new()),
-            _ => ('I', t.to_string()),
-        }
-    };
-    let mut ends = Vec::new();
-    let mut open: Option<String> = None;
-    for (i, tag) in tags.iter().enumerate() {
-        let (prefix, ty) = split(tag);
-        let continues = matches!(prefix, 'I' | 'E') && open.as_deref() == Some(ty.as_str());
-        if open.is_some() && !continues {
-            ends.push(i - 1);
-            open = None;
-        }
-        if prefix != 'O' && open.is_none() {
-            open = Some(ty);
-        }
-        if matches!(prefix, 'E' | 'S') && open.is_some() {
-            ends.push(i);
-            open = None;
-        }
-    }
-    if open.is_some() {
-        ends.push(tags.len() - 1);
-    }
-    ends
+    let split: Vec<(char, &str)> = tags.iter().map(|t| crate::tags::split_tag(t).unwrap_or(('O', ""))).collect();
+    crate::tags::chunks(&split).iter().map(|c| c.end - 1).collect()
 }
 
 /// Class ids of `tags` under `label_ids`.

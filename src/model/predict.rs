@@ -40,7 +40,7 @@ pub enum PredictError {
 /// One entity found in a text; offsets count characters (Unicode scalar values), as Python
 /// string indices do.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Entity {
+pub struct TextEntity {
     /// The entity type (`DRUG` for `B-DRUG`).
     #[serde(rename = "type")]
     pub kind: String,
@@ -53,7 +53,7 @@ pub struct Entity {
 
 /// A word of a text: its character span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WordSpan {
+pub struct CharSpan {
     pub start: usize,
     pub end: usize,
 }
@@ -90,30 +90,20 @@ pub fn is_subword(
 }
 
 /// Words as (span, index of the first token), skipping special tokens.
-pub fn pipeline_words(tokens: &[TokenInfo]) -> Vec<(WordSpan, usize)> {
-    let mut words: Vec<(WordSpan, usize)> = Vec::new();
+pub fn pipeline_words(tokens: &[TokenInfo]) -> Vec<(CharSpan, usize)> {
+    let mut words: Vec<(CharSpan, usize)> = Vec::new();
     for (i, t) in tokens.iter().enumerate().filter(|(_, t)| !t.special) {
         match words.last_mut() {
             Some((span, _)) if t.subword => span.end = t.end,
-            _ => words.push((WordSpan { start: t.start, end: t.end }, i)),
+            _ => words.push((CharSpan { start: t.start, end: t.end }, i)),
         }
     }
     words
 }
 
-/// `(prefix, type)` of a label: `B-X` -> ('B', X); a label without a one-letter prefix
-/// is a continuation of its own type, as in the pipeline's `get_tag`.
-fn split_label(label: &str) -> (char, &str) {
-    match label.split_once('-') {
-        Some((p, ty)) if p.len() == 1 => (p.chars().next().unwrap_or('I'), ty),
-        _ if label == "O" => ('O', ""),
-        _ => ('I', label),
-    }
-}
-
 /// Groups labelled words into entities (pure): `labels[i]` and `scores[i]` belong to
 /// `words[i]`.
-pub fn group_entities(text: &str, words: &[WordSpan], labels: &[&str], scores: &[f64]) -> Vec<Entity> {
+pub fn group_entities(text: &str, words: &[CharSpan], labels: &[&str], scores: &[f64]) -> Vec<TextEntity> {
     let chars: Vec<char> = text.chars().collect();
     let mut entities = Vec::new();
     // (type, first word, last word, closed by E-/S-)
@@ -122,7 +112,7 @@ pub fn group_entities(text: &str, words: &[WordSpan], labels: &[&str], scores: &
         if let Some((kind, first, last)) = open.take() {
             let (start, end) = (words[first].start, words[last].end);
             let n = (last - first + 1) as f64;
-            entities.push(Entity {
+            entities.push(TextEntity {
                 kind: kind.to_string(),
                 text: chars[start..end].iter().collect(),
                 start,
@@ -132,7 +122,7 @@ pub fn group_entities(text: &str, words: &[WordSpan], labels: &[&str], scores: &
         }
     };
     for (i, label) in labels.iter().enumerate() {
-        let (prefix, kind) = split_label(label);
+        let (prefix, kind) = crate::tags::split_pipeline_label(label);
         let continues = matches!(prefix, 'I' | 'E') && open.is_some_and(|(k, _, _)| k == kind);
         if !continues {
             close(&mut open);
@@ -178,7 +168,7 @@ impl Predictor {
     }
 
     /// Entities of `text`. Tokens beyond the model's maximum length are not tagged.
-    pub fn predict(&self, text: &str, index: usize) -> Result<Vec<Entity>, PredictError> {
+    pub fn predict(&self, text: &str, index: usize) -> Result<Vec<TextEntity>, PredictError> {
         let encoding = self.tokenizer.encode_char_offsets(text, true).map_err(|source| {
             PredictError::Tokenizer(TokenizerError::Encode { what: format!("text {index}"), source })
         })?;
@@ -186,7 +176,7 @@ impl Predictor {
         let words = pipeline_words(&tokens);
         let probs = self.probabilities(encoding.get_ids())?;
         let labels = self.model.labels();
-        let (spans, (word_labels, scores)): (Vec<WordSpan>, (Vec<&str>, Vec<f64>)) = words
+        let (spans, (word_labels, scores)): (Vec<CharSpan>, (Vec<&str>, Vec<f64>)) = words
             .iter()
             .map(|&(span, first)| {
                 let (label, score) = argmax(&probs[first]);
@@ -349,14 +339,14 @@ mod tests {
         assert_eq!(spans, vec![(0, 2, 1), (3, 12, 2), (12, 13, 4)]);
     }
 
-    fn split_words(text: &str) -> Vec<WordSpan> {
+    fn split_words(text: &str) -> Vec<CharSpan> {
         let mut spans = Vec::new();
         let mut start = None;
         for (i, c) in text.chars().chain(std::iter::once(' ')).enumerate() {
             match (c.is_whitespace(), start) {
                 (false, None) => start = Some(i),
                 (true, Some(s)) => {
-                    spans.push(WordSpan { start: s, end: i });
+                    spans.push(CharSpan { start: s, end: i });
                     start = None;
                 }
                 _ => {}

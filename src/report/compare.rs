@@ -13,8 +13,8 @@ use crate::stats::{
     mean, paired_bootstrap, sentence_counts, sign_flip_test, BootstrapConfig, BootstrapResult, Counts, PairedRun,
     SignFlipTest, BOOTSTRAP_SEED, MIN_SEEDS_FOR_PERMUTATION,
 };
+use crate::store::PredictedSentence;
 use crate::store::RunResult;
-use crate::store::TaggedSentence;
 
 /// The smallest number of pairs a p-value is printed for.
 pub(crate) const MIN_PAIRS: usize = MIN_SEEDS_FOR_PERMUTATION;
@@ -137,7 +137,7 @@ fn match_values<'r>(
 pub(crate) fn comparisons(
     results: &[RunResult],
     cell_axes: &[String],
-    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+    predictions: &BTreeMap<String, Vec<PredictedSentence>>,
 ) -> Vec<Comparison> {
     matched_runs(results, cell_axes).into_iter().filter_map(|m| compare_matched(m, predictions)).collect()
 }
@@ -145,7 +145,7 @@ pub(crate) fn comparisons(
 /// The F1 comparison of matched runs that both have test scores; `None` when no pair has.
 fn compare_matched(
     matched: MatchedRuns<'_>,
-    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+    predictions: &BTreeMap<String, Vec<PredictedSentence>>,
 ) -> Option<Comparison> {
     let pairs: Vec<(&RunResult, &RunResult)> =
         matched.pairs.into_iter().filter(|(ra, rb)| ra.test.is_some() && rb.test.is_some()).collect();
@@ -175,7 +175,7 @@ fn same_replicate(a: &RunResult, b: &RunResult) -> bool {
 /// it; the folds' test sets are resampled independently, each within itself.
 fn bootstrap(
     pairs: &[(&RunResult, &RunResult)],
-    predictions: &BTreeMap<String, Vec<TaggedSentence>>,
+    predictions: &BTreeMap<String, Vec<PredictedSentence>>,
 ) -> Result<BootstrapResult, String> {
     let missing = pairs.iter().flat_map(|(a, b)| [a, b]).filter(|r| !predictions.contains_key(&r.id)).count();
     if missing > 0 {
@@ -202,12 +202,12 @@ fn bootstrap(
     paired_bootstrap(&runs, &BootstrapConfig::default()).ok_or_else(|| "no bootstrap: empty test set".to_string())
 }
 
-fn words(sentences: &[TaggedSentence]) -> Vec<&[String]> {
+fn words(sentences: &[PredictedSentence]) -> Vec<&[String]> {
     sentences.iter().map(|s| s.words.as_slice()).collect()
 }
 
-fn counts(run: &RunResult, sentences: &[TaggedSentence]) -> Result<Vec<Counts>, String> {
-    let tags = |f: fn(&TaggedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
+fn counts(run: &RunResult, sentences: &[PredictedSentence]) -> Result<Vec<Counts>, String> {
+    let tags = |f: fn(&PredictedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
         sentences.iter().map(|s| f(s).iter().map(String::as_str).collect()).collect()
     };
     sentence_counts(&tags(|s| &s.gold), &tags(|s| &s.predicted)).map_err(|e| format!("no bootstrap: `{}`: {e}", run.id))
@@ -253,12 +253,12 @@ mod tests {
         .unwrap()
     }
 
-    fn sentences(words: &[&str], right: usize) -> Vec<TaggedSentence> {
+    fn sentences(words: &[&str], right: usize) -> Vec<PredictedSentence> {
         let tag = |ok: bool| vec![if ok { "B-X" } else { "O" }.to_string()];
         words
             .iter()
             .enumerate()
-            .map(|(i, w)| TaggedSentence { words: vec![w.to_string()], gold: tag(true), predicted: tag(i < right) })
+            .map(|(i, w)| PredictedSentence { words: vec![w.to_string()], gold: tag(true), predicted: tag(i < right) })
             .collect()
     }
 
@@ -284,7 +284,7 @@ mod tests {
         // The same bootstrap by hand: one test set per fold, each pair on its fold's.
         let counts = |id: &str| {
             let s = &predictions[id];
-            let tags = |f: fn(&TaggedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
+            let tags = |f: fn(&PredictedSentence) -> &Vec<String>| -> Vec<Vec<&str>> {
                 s.iter().map(|t| f(t).iter().map(String::as_str).collect()).collect()
             };
             sentence_counts(&tags(|t| &t.gold), &tags(|t| &t.predicted)).unwrap()

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::plan::{expand, Plan};
-use crate::store::TaggedSentence;
+use crate::store::PredictedSentence;
 use crate::store::{EpochRow, RunResult, RunState, RunStatus, Store};
 
 /// The stored results a report is built from.
@@ -114,7 +114,7 @@ fn axes_from_results(results: &[RunResult]) -> Vec<String> {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RunFiles {
     pub epochs: BTreeMap<String, Vec<EpochRow>>,
-    pub predictions: BTreeMap<String, Vec<TaggedSentence>>,
+    pub predictions: BTreeMap<String, Vec<PredictedSentence>>,
     /// Files that exist but cannot be read, with the reason.
     pub warnings: Vec<String>,
 }

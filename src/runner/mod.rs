@@ -6,5 +6,5 @@ mod pipeline;
 mod prepare;
 
 pub use dataset::{dataset_config, load_run_data, prepare, RunData, RunSplit};
-pub use pipeline::{device, sentences, seqeval_scores, train_config, CandleTrainer};
+pub use pipeline::{device, seqeval_scores, train_config, CandleTrainer};
 pub use prepare::{prepare_run, ModelSource, PreparedRun};

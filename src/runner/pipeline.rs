@@ -13,8 +13,8 @@ use crate::model::ModelLocation;
 use crate::plan::RunSpec;
 use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgress, Trainer};
 use crate::spec::{expand_env, ModelSource, RunParams};
-use crate::store::{ClassScores, EpochRow, Scores, TaggedSentence};
-use crate::train::{self, EvalScores, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence};
+use crate::store::{ClassScores, EpochRow, PredictedSentence, Scores};
+use crate::train::{self, EvalScores, TrainConfig, TrainError, TrainEvent, TrainOutcome};
 
 /// Fine-tunes each run's model with candle on the Hugging Face Trainer's recipe.
 pub struct CandleTrainer;
@@ -53,9 +53,9 @@ impl Trainer for CandleTrainer {
         let location = model_location(ctx, &params.model)?;
         let cfg = train_config(params, ctx.grad_accum)?;
         let device = device(&ctx.device)?;
-        let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
         let PreparedRun { model, splits, source } =
-            prepare_run(&location, &data.labels, [&tr, &va, &te], &cfg, &device).map_err(classify)?;
+            prepare_run(&location, &data.labels, [&data.train, &data.validation, &data.test], &cfg, &device)
+                .map_err(classify)?;
         log(format!(
             "model: {} parameters; missing tensors {:?}; unexpected tensors {:?}",
             model.params().n_elements(),
@@ -139,11 +139,6 @@ pub fn seqeval_scores(gold: &[Vec<String>], pred: &[Vec<String>]) -> anyhow::Res
     Ok(EvalScores { precision: r.precision, recall: r.recall, f1: r.f1, accuracy: r.accuracy })
 }
 
-/// Tagged sentences as the trainer takes them.
-pub fn sentences(tagged: &[crate::data::TaggedSentence]) -> Vec<TrainSentence> {
-    tagged.iter().map(|t| TrainSentence { words: t.words.clone(), tags: t.tags.clone() }).collect()
-}
-
 /// The spec's model: a local directory (with `${VAR}` expanded) or a hub repository.
 fn model_location(ctx: &RunContext<'_>, alias: &str) -> anyhow::Result<ModelLocation> {
     match ctx.spec.models.get(alias) {
@@ -215,10 +210,10 @@ fn report_rows(report: &Report) -> std::collections::BTreeMap<String, ClassScore
 }
 
 /// Every test sentence with its gold and predicted tags, for `predictions.conll`.
-fn predicted_sentences(data: &RunData, outcome: &TrainOutcome) -> Vec<TaggedSentence> {
+fn predicted_sentences(data: &RunData, outcome: &TrainOutcome) -> Vec<PredictedSentence> {
     let tagged = data.test.iter().zip(&outcome.test_gold).zip(&outcome.test_pred);
     tagged
-        .map(|((t, gold), predicted)| TaggedSentence {
+        .map(|((t, gold), predicted)| PredictedSentence {
             words: t.words.clone(),
             gold: gold.clone(),
             predicted: predicted.clone(),

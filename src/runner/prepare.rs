@@ -6,12 +6,13 @@ use std::collections::HashMap;
 
 use candle_core::Device;
 
+use crate::data::TaggedSentence;
 use crate::model::align::{align_sentence, AlignedSentence};
 use crate::model::export::{save_model, ExportError};
 use crate::model::load::{load_model, resolve_location, LoadedModel, ModelLocation};
 use crate::model::tokenizer::load_tokenizer;
 use crate::model::{ModelFiles, TokenClassifier};
-use crate::train::{AlignedSplits, TrainConfig, TrainError, TrainSentence};
+use crate::train::{AlignedSplits, TrainConfig, TrainError};
 
 /// A run's inputs after loading: the model to fine-tune, its aligned splits, and what saving
 /// the fine-tuned model needs (the source files and tokenizer).
@@ -43,7 +44,7 @@ impl ModelSource {
 pub fn prepare_run(
     location: &ModelLocation,
     labels: &[String],
-    [train, validation, test]: [&[TrainSentence]; 3],
+    [train, validation, test]: [&[TaggedSentence]; 3],
     cfg: &TrainConfig,
     device: &Device,
 ) -> Result<PreparedRun, TrainError> {
@@ -54,7 +55,7 @@ pub fn prepare_run(
     let model = with_dropout_override(model, cfg.dropout);
     let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
     let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
-    let tags = |sentences: &[TrainSentence]| sentences.iter().map(|s| s.tags.clone()).collect();
+    let tags = |sentences: &[TaggedSentence]| sentences.iter().map(|s| s.tags.clone()).collect();
     let splits = AlignedSplits {
         train: align("train", train)?,
         validation: align("validation", validation)?,
@@ -99,7 +100,7 @@ fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenC
 
 fn align_split(
     tokenizer: &tokenizers::Tokenizer,
-    sentences: &[TrainSentence],
+    sentences: &[TaggedSentence],
     label_ids: &HashMap<String, usize>,
     cfg: &TrainConfig,
     split: &'static str,

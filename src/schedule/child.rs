@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc::Sender;
 
-use super::devices::Device;
+use super::devices::DeviceSlot;
 use super::failure::WorkerEnd;
 use super::protocol::{WorkerReport, REPORT_FD, REPORT_FD_ENV};
 use crate::plan::RunSpec;
@@ -43,7 +43,7 @@ pub struct WorkerLaunch {
 #[derive(Debug, Clone)]
 pub struct WorkerOrder<'a> {
     pub run: &'a RunSpec,
-    pub device: &'a Device,
+    pub device: &'a DeviceSlot,
     pub attempt: u32,
     pub grad_accum: usize,
     /// Fingerprint of the run's result when the scheduler decided to run it.
@@ -96,8 +96,8 @@ fn worker_command(launch: &WorkerLaunch, order: &WorkerOrder<'_>, log_path: &Pat
     }
     let log = OpenOptions::new().create(true).append(true).open(log_path)?;
     let exe = match order.device {
-        Device::Cpu => &launch.exe,
-        Device::Cuda { .. } => &launch.cuda_exe,
+        DeviceSlot::Cpu => &launch.exe,
+        DeviceSlot::Cuda { .. } => &launch.cuda_exe,
     };
     let mut cmd = Command::new(exe);
     cmd.arg("worker").arg(&launch.spec);

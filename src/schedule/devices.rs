@@ -5,7 +5,7 @@ use crate::spec::DeviceSelection;
 
 /// One device a run can be placed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Device {
+pub enum DeviceSlot {
     Cpu,
     /// `ordinal`: position among the devices the scheduler sees (`cuda:N` on its command line);
     /// `visible`: the entry of the scheduler's `CUDA_VISIBLE_DEVICES` (or the physical index)
@@ -16,20 +16,20 @@ pub enum Device {
     },
 }
 
-impl Device {
+impl DeviceSlot {
     /// How the scheduler names the device: `cpu` or `cuda:N`.
     pub fn label(&self) -> String {
         match self {
-            Device::Cpu => "cpu".into(),
-            Device::Cuda { ordinal, .. } => format!("cuda:{ordinal}"),
+            DeviceSlot::Cpu => "cpu".into(),
+            DeviceSlot::Cuda { ordinal, .. } => format!("cuda:{ordinal}"),
         }
     }
 
     /// `CUDA_VISIBLE_DEVICES` for the worker: its one device, or none on the CPU.
     pub fn cuda_visible_devices(&self) -> &str {
         match self {
-            Device::Cpu => "",
-            Device::Cuda { visible, .. } => visible,
+            DeviceSlot::Cpu => "",
+            DeviceSlot::Cuda { visible, .. } => visible,
         }
     }
 }
@@ -157,7 +157,7 @@ pub fn visible_cuda(cvd: Option<&str>, cuda_count: Option<usize>) -> Vec<String>
 /// Where runs go: each device `runs_per_device` times, and the threads each run may use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceLayout {
-    pub devices: Vec<Device>,
+    pub devices: Vec<DeviceSlot>,
     pub runs_per_device: usize,
     pub threads_per_run: usize,
 }
@@ -165,7 +165,7 @@ pub struct DeviceLayout {
 impl DeviceLayout {
     /// One entry per concurrent run, devices interleaved so that runs spread over all of them
     /// before any device gets a second one.
-    pub fn slots(&self) -> Vec<Device> {
+    pub fn slots(&self) -> Vec<DeviceSlot> {
         (0..self.runs_per_device).flat_map(|_| self.devices.iter().cloned()).collect()
     }
 }
@@ -196,11 +196,11 @@ pub fn layout(
     Ok(DeviceLayout { devices, runs_per_device, threads_per_run })
 }
 
-fn cuda(ordinal: usize, visible: &[String]) -> Device {
-    Device::Cuda { ordinal, visible: visible[ordinal].clone() }
+fn cuda(ordinal: usize, visible: &[String]) -> DeviceSlot {
+    DeviceSlot::Cuda { ordinal, visible: visible[ordinal].clone() }
 }
 
-fn pick_cuda(ordinals: &[usize], visible: &[String], cuda_built: bool) -> Result<Vec<Device>, String> {
+fn pick_cuda(ordinals: &[usize], visible: &[String], cuda_built: bool) -> Result<Vec<DeviceSlot>, String> {
     if !cuda_built {
         return Err(
             "this build has no CUDA support (build the GPU worker with `make cuda`, or use `--devices cpu`)".into()
@@ -225,7 +225,7 @@ fn cpu_layout(cores: usize, runs_per_device: usize, threads_per_run: Option<usiz
         Some(t) => ((cores / t.max(1)).max(1), t.max(1)),
         None => (runs_per_device, (cores / runs_per_device).max(1)),
     };
-    DeviceLayout { devices: vec![Device::Cpu], runs_per_device: concurrent, threads_per_run: threads }
+    DeviceLayout { devices: vec![DeviceSlot::Cpu], runs_per_device: concurrent, threads_per_run: threads }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ mod trainer;
 mod worker;
 
 pub use child::{TrainerChoice, WorkerLaunch};
-pub use devices::{cuda_worker_exe, layout, Device, DeviceEnv, DeviceLayout};
+pub use devices::{cuda_worker_exe, layout, DeviceEnv, DeviceLayout, DeviceSlot};
 pub use dry_run::{dry_scores, DryRunTrainer};
 pub use events::{SweepEvent, SweepSummary};
 pub use failure::{failure_kind, FailureKind, RunFailure};

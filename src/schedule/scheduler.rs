@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use super::child::{signal_worker, spawn_worker, ChildMessage, TrainerChoice, WorkerLaunch, WorkerOrder};
 use super::cost::CostModel;
-use super::devices::{trainer_device, Device, DeviceLayout};
+use super::devices::{trainer_device, DeviceLayout, DeviceSlot};
 use super::events::{SweepEvent, SweepSummary};
 use super::failure::{classify_end, FailureKind, WorkerEnd};
 use super::lock::{claim, lock_state, Claim, LockConfig, LockError, LockState};
@@ -120,7 +120,7 @@ struct Active<'r> {
 }
 
 struct Slot<'r> {
-    device: Device,
+    device: DeviceSlot,
     active: Option<Active<'r>>,
 }
 
@@ -338,7 +338,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
     fn conclude(
         &mut self,
         active: Active<'r>,
-        device: &Device,
+        device: &DeviceSlot,
         end: WorkerEnd,
         on_event: &mut dyn FnMut(SweepEvent),
     ) -> Result<(), ScheduleError> {
@@ -428,7 +428,7 @@ impl<'a, 'r> Scheduler<'a, 'r> {
     fn record_crash(
         &self,
         active: &Active<'r>,
-        device: &Device,
+        device: &DeviceSlot,
         end: WorkerEnd,
     ) -> Result<Option<RunResult>, ScheduleError> {
         let run = active.job.run;
@@ -527,7 +527,7 @@ fn on_report(active: &mut Active<'_>, report: WorkerReport, device: String, on_e
 }
 
 /// Facts about a worker recorded in `result.json` details.
-pub fn worker_details(device: &Device, pid: u32) -> serde_json::Map<String, serde_json::Value> {
+pub fn worker_details(device: &DeviceSlot, pid: u32) -> serde_json::Map<String, serde_json::Value> {
     let mut details = serde_json::Map::new();
     details.insert("cuda_visible_devices".into(), device.cuda_visible_devices().into());
     details.insert("trainer_device".into(), trainer_device(&device.label()).into());

@@ -61,7 +61,7 @@ pub struct RunOutput {
     pub epochs: Vec<EpochRow>,
     /// Every test sentence with gold and predicted tags (`predictions.conll`, the input of
     /// `nergrid eval`).
-    pub predictions: Option<Vec<crate::store::TaggedSentence>>,
+    pub predictions: Option<Vec<crate::store::PredictedSentence>>,
     pub train_seconds: Option<f64>,
     pub train_tokens_per_sec: Option<f64>,
     pub details: serde_json::Map<String, serde_json::Value>,

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::predictions::{format_predictions, parse_predictions, TaggedSentence};
+use super::predictions::{format_predictions, parse_predictions, PredictedSentence};
 use super::result::{EpochRow, RunResult, RunStatus};
 use super::StoreError;
 use crate::plan::RunSpec;
@@ -180,12 +180,12 @@ impl Store {
         write_atomic(&self.run_dir(id).join("split.json"), text.as_bytes())
     }
 
-    pub fn write_predictions(&self, id: &str, sentences: &[TaggedSentence]) -> Result<(), StoreError> {
+    pub fn write_predictions(&self, id: &str, sentences: &[PredictedSentence]) -> Result<(), StoreError> {
         write_atomic(&self.predictions_path(id), format_predictions(sentences).as_bytes())
     }
 
     /// The run's test predictions; `None` when the run wrote none (dry runs).
-    pub fn read_predictions(&self, id: &str) -> Result<Option<Vec<TaggedSentence>>, StoreError> {
+    pub fn read_predictions(&self, id: &str) -> Result<Option<Vec<PredictedSentence>>, StoreError> {
         let path = self.predictions_path(id);
         match fs::read_to_string(&path) {
             Ok(text) => parse_predictions(&path, &text).map(Some),

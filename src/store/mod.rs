@@ -8,7 +8,7 @@ mod time;
 use std::path::PathBuf;
 
 pub use layout::{write_atomic, RunState, Store};
-pub use predictions::{format_predictions, parse_predictions, TaggedSentence};
+pub use predictions::{format_predictions, parse_predictions, PredictedSentence};
 pub use result::{ClassScores, EpochRow, RunResult, RunStatus, Scores, Timings, ToolInfo};
 pub use time::{now_rfc3339, rfc3339};
 

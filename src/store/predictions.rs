@@ -9,14 +9,14 @@ use crate::data::tag_columns::conll_fields;
 
 /// One test sentence with its gold and predicted tags.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TaggedSentence {
+pub struct PredictedSentence {
     pub words: Vec<String>,
     pub gold: Vec<String>,
     pub predicted: Vec<String>,
 }
 
 /// The file's text for `sentences`.
-pub fn format_predictions(sentences: &[TaggedSentence]) -> String {
+pub fn format_predictions(sentences: &[PredictedSentence]) -> String {
     let mut out = String::new();
     for s in sentences {
         for ((w, g), p) in s.words.iter().zip(&s.gold).zip(&s.predicted) {
@@ -28,15 +28,15 @@ pub fn format_predictions(sentences: &[TaggedSentence]) -> String {
 }
 
 /// Parses the file's text; runs of blank lines count as one sentence break.
-pub fn parse_predictions(path: &Path, text: &str) -> Result<Vec<TaggedSentence>, StoreError> {
+pub fn parse_predictions(path: &Path, text: &str) -> Result<Vec<PredictedSentence>, StoreError> {
     let mut sentences = Vec::new();
-    let mut current = TaggedSentence::empty();
+    let mut current = PredictedSentence::empty();
     for (i, line) in text.lines().enumerate() {
         let fields: Vec<&str> = conll_fields(line);
         match fields[..] {
             [] => {
                 if !current.words.is_empty() {
-                    sentences.push(std::mem::replace(&mut current, TaggedSentence::empty()));
+                    sentences.push(std::mem::replace(&mut current, PredictedSentence::empty()));
                 }
             }
             [word, gold, predicted] => {
@@ -56,9 +56,9 @@ pub fn parse_predictions(path: &Path, text: &str) -> Result<Vec<TaggedSentence>,
     Ok(sentences)
 }
 
-impl TaggedSentence {
+impl PredictedSentence {
     fn empty() -> Self {
-        TaggedSentence::default()
+        PredictedSentence::default()
     }
 }
 
@@ -80,12 +80,12 @@ mod tests {
     #[test]
     fn written_text_reads_back_with_spaces_inside_types() {
         let sentences = vec![
-            TaggedSentence {
+            PredictedSentence {
                 words: vec!["ont".into(), "i".into(), "magen".into()],
                 gold: vec!["B-Disorder and Finding".into(), "O".into(), "B-Body Structure".into()],
                 predicted: vec!["O".into(), "O".into(), "B-Body Structure".into()],
             },
-            TaggedSentence { words: vec!["x".into()], gold: vec!["O".into()], predicted: vec!["S-Y".into()] },
+            PredictedSentence { words: vec!["x".into()], gold: vec!["O".into()], predicted: vec!["S-Y".into()] },
         ];
         let text = format_predictions(&sentences);
         assert_eq!(parse_predictions(Path::new("p.conll"), &text).unwrap(), sentences);

@@ -18,13 +18,6 @@ use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
 use candle_core::{Device, Tensor, D};
 use std::time::Instant;
 
-/// A sentence of words with one tag each.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrainSentence {
-    pub words: Vec<String>,
-    pub tags: Vec<String>,
-}
-
 /// The metric the caller scores tag sequences with: (gold, predicted) -> scores.
 pub type Evaluate<'a> = &'a dyn Fn(&[Vec<String>], &[Vec<String>]) -> anyhow::Result<EvalScores>;
 
