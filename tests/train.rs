@@ -527,7 +527,7 @@ fn zip_pytorch_checkpoints_load() {
 #[test]
 fn fused_cpu_path_matches_autograd_gradients() {
     use nergrid::model::encoder::HostBatch;
-    use nergrid::model::fast;
+    use nergrid::model::fused;
     for model_type in ["bert", "distilbert", "roberta"] {
         let mut cfg = tiny_config(model_type);
         cfg.attention_dropout = 0.2;
@@ -535,8 +535,8 @@ fn fused_cpu_path_matches_autograd_gradients() {
         let seqs = vec![vec![2u32, 7, 8, 9, 3], vec![2, 10, 3], vec![2, 11, 12, 3]];
         let targets = [-100i64, 1, 2, 0, -100, -100, 1, -100, -100, -100, -100, 2, 0, -100, -100];
         let batch = HostBatch::new(&seqs, &cfg);
-        let mut grads = fast::zero_grads(m.params());
-        let loss = fast::loss_and_grads(&m, &batch, &targets, 6.0, Some(&mut Dropout::new(4)), &mut grads).unwrap();
+        let mut grads = fused::zero_grads(m.params());
+        let loss = fused::loss_and_grads(&m, &batch, &targets, 6.0, Some(&mut Dropout::new(4)), &mut grads).unwrap();
 
         let inputs = Inputs::from_host(&batch, &Device::Cpu).unwrap();
         let logits = m.forward(&inputs, Some(&mut Dropout::new(4))).unwrap();
@@ -551,7 +551,7 @@ fn fused_cpu_path_matches_autograd_gradients() {
             assert!(worst <= 1e-4 * scale, "{model_type} {name}: max difference {worst} (scale {scale})");
         }
         // Padding rows are not computed on the fused path: compare the real tokens.
-        let eval = fast::logits(&m, &batch).unwrap();
+        let eval = fused::logits(&m, &batch).unwrap();
         let want = m.forward(&inputs, None).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let l = labels().len();
         let rows = batch.token_rows();
@@ -615,7 +615,7 @@ fn optimizer_steps_follow_torch_and_the_trainer_schedule() {
 fn replay_torch_trajectory(file: &str) {
     use nergrid::model::encoder::HostBatch;
     use nergrid::model::params::{model_specs, new_var, Params};
-    use nergrid::model::{fast, TokenClassifier};
+    use nergrid::model::{fused, TokenClassifier};
     use nergrid::train::clip::{clip_coefficient, global_norm_host};
     use nergrid::train::optimizer::{AdamW, AdamWConfig};
     use nergrid::train::schedule::LinearSchedule;
@@ -668,7 +668,7 @@ fn replay_torch_trajectory(file: &str) {
     let schedule = LinearSchedule::new(lr, steps.len(), warmup, 0.0);
     let max_norm = fixture["max_grad_norm"].as_f64().unwrap();
     let batches = fixture["batches"].as_array().unwrap();
-    let mut grads = fast::zero_grads(model.params());
+    let mut grads = fused::zero_grads(model.params());
     for (s, want) in steps.iter().enumerate() {
         let b = &batches[s % batches.len()];
         let ids: Vec<Vec<u32>> = serde_json::from_value(b["ids"].clone()).unwrap();
@@ -678,7 +678,7 @@ fn replay_torch_trajectory(file: &str) {
             rows.iter().flat_map(|r| r.iter().copied().chain(std::iter::repeat(-100)).take(batch.seq)).collect();
         let labelled = targets.iter().filter(|&&t| t != -100).count() as f64;
         grads.iter_mut().for_each(|g| g.fill(0.0));
-        let loss = fast::loss_and_grads(&model, &batch, &targets, labelled, None, &mut grads).unwrap();
+        let loss = fused::loss_and_grads(&model, &batch, &targets, labelled, None, &mut grads).unwrap();
         let norm = global_norm_host(&grads);
         let step_lr = schedule.lr(s);
         let close = |got: f64, key: &str, tol: f64| {

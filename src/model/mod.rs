@@ -3,7 +3,7 @@
 //! Hugging Face layout, and entity prediction from raw text.
 //!
 //! The model is computed two ways over the same parameters: [`encoder`]/[`head`] through
-//! candle's autograd (any device), and [`fast`] on the CPU with fused [`kernels`] and a
+//! candle's autograd (any device), and [`fused`] (the fused engine) on the CPU with fused [`kernels`] and a
 //! hand-written backward pass that skips padding (tested to give the autograd path's loss and
 //! gradients).
 
@@ -13,7 +13,7 @@ pub mod config;
 pub mod dropout;
 pub mod encoder;
 pub mod export;
-pub mod fast;
+pub mod fused;
 pub mod head;
 pub mod host;
 pub mod kernels;

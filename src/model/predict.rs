@@ -16,7 +16,7 @@
 
 use super::encoder::HostBatch;
 use super::encoder::Inputs;
-use super::fast;
+use super::fused;
 use super::head::TokenClassifier;
 use super::load::{load_model, resolve, LoadError};
 use super::tokenizer::{load_tokenizer, TokenizerError};
@@ -34,7 +34,7 @@ pub enum PredictError {
     #[error("running the model")]
     Tensor(#[from] candle_core::Error),
     #[error(transparent)]
-    Fast(#[from] fast::FastError),
+    Fast(#[from] fused::FastError),
 }
 
 /// One entity found in a text; offsets count characters (Unicode scalar values), as Python
@@ -241,10 +241,10 @@ impl Predictor {
     /// Label probabilities of every token of one sentence: [tokens][labels].
     fn probabilities(&self, ids: &[u32]) -> Result<Vec<Vec<f32>>, PredictError> {
         let batch = HostBatch::new(&[ids.to_vec()], self.model.config());
-        let logits = match fast::available(&self.model) {
+        let logits = match fused::available(&self.model) {
             true => {
                 let labels = self.model.labels().len();
-                let logits = fast::logits(&self.model, &batch)?;
+                let logits = fused::logits(&self.model, &batch)?;
                 Tensor::from_vec(logits, (ids.len(), labels), &Device::Cpu)?
             }
             false => self.model.forward(&Inputs::from_host(&batch, &self.device)?, None)?,

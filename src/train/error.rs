@@ -30,7 +30,7 @@ pub enum TrainError {
     #[error("tensor computation")]
     Tensor(#[source] candle_core::Error),
     #[error(transparent)]
-    Fast(#[from] crate::model::fast::FastError),
+    Fast(#[from] crate::model::fused::FastError),
     #[error("evaluation")]
     Evaluate(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

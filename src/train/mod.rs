@@ -2,7 +2,7 @@
 //! gradient clipping, a linear schedule with warmup, seeded shuffling and dropout, validation
 //! every epoch and the best epoch restored for the test evaluation. Evaluation is injected
 //! (the caller passes seqeval-compatible metrics) and progress is reported as events.
-//! On the CPU, steps run on the fused path of `model::fast`; on other devices through
+//! On the CPU, steps run on the fused engine (`model::fused`); on other devices through
 //! candle's autograd.
 
 pub mod batch;

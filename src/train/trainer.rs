@@ -12,7 +12,7 @@ use super::schedule::LinearSchedule;
 use super::select::{best_epoch, stops_early};
 use crate::model::align::AlignedSentence;
 use crate::model::encoder::HostBatch;
-use crate::model::fast;
+use crate::model::fused;
 use crate::model::head::labelled_count;
 use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
 use candle_core::{Device, Tensor, D};
@@ -122,7 +122,7 @@ impl<'a> Run<'a> {
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
         let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
-        let host_grads = fast::available(&model).then(|| fast::zero_grads(model.params()));
+        let host_grads = fused::available(&model).then(|| fused::zero_grads(model.params()));
         Ok(Run {
             schedule: LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_steps, cfg.warmup_ratio),
             optimizer,
@@ -263,7 +263,7 @@ impl<'a> Run<'a> {
         Ok(loss)
     }
 
-    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fast`]).
+    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fused`]).
     fn host_gradients(
         &mut self,
         micro: &[&[usize]],
@@ -276,7 +276,7 @@ impl<'a> Run<'a> {
         for rows in micro {
             let (batch, targets) = host_batch(rows, train, self.model.config());
             let dropout = Some(&mut self.dropout);
-            loss += fast::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, grads)?;
+            loss += fused::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, grads)?;
         }
         Ok(loss)
     }
@@ -377,9 +377,9 @@ fn host_batch(rows: &[usize], split: &[AlignedSentence], cfg: &crate::model::Con
 
 /// Logits without dropout: [batch * seq, labels] on the host, by the fused path on the CPU.
 fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> Result<Tensor, TrainError> {
-    if fast::available(model) {
+    if fused::available(model) {
         let labels = model.labels().len();
-        let logits = fast::logits(model, batch)?;
+        let logits = fused::logits(model, batch)?;
         return Ok(Tensor::from_vec(logits, (batch.batch * batch.seq, labels), &Device::Cpu)?);
     }
     Ok(model.forward(&Inputs::from_host(batch, device)?, None)?)
