@@ -11,7 +11,7 @@ use clap::Args;
 
 use super::EXIT_FAILED;
 use crate::schedule::{
-    run_worker, DryRunTrainer, LockConfig, TestTrainer, Trainer, WorkerReport, WorkerTask, EXIT_LOST_LOCK,
+    run_worker, DryRunTrainer, LockConfig, Trainer, WorkerReport, WorkerTask, EXIT_LOST_LOCK,
     REPORT_FD_ENV,
 };
 use crate::spec;
@@ -74,9 +74,11 @@ fn work(args: &WorkerArgs, report: &mut dyn FnMut(&WorkerReport)) -> anyhow::Res
     Ok(())
 }
 
-/// The test trainer when `NERGRID_TEST_TRAINER` is set (tests only), else the chosen one.
+/// The test trainer when `NERGRID_TEST_TRAINER` is set (only in builds with the `test-trainer`
+/// feature, which the tests enable), else the chosen one.
 fn trainer(dry_run: bool) -> anyhow::Result<Box<dyn Trainer>> {
-    if let Some(test) = TestTrainer::from_env() {
+    #[cfg(feature = "test-trainer")]
+    if let Some(test) = crate::schedule::TestTrainer::from_env() {
         return Ok(Box::new(test?));
     }
     if dry_run {

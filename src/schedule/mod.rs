@@ -17,6 +17,7 @@ mod retry;
 mod scheduler;
 mod signals;
 mod sweep;
+#[cfg(any(test, feature = "test-trainer"))]
 mod test_trainer;
 mod trainer;
 mod worker;
@@ -31,6 +32,7 @@ pub use lock::LockConfig;
 pub use protocol::{WorkerReport, EXIT_LOST_LOCK, REPORT_FD_ENV};
 pub use scheduler::{run_schedule, ScheduleError, ScheduleOptions};
 pub use sweep::{decide, execute_run, Action};
+#[cfg(any(test, feature = "test-trainer"))]
 pub use test_trainer::TestTrainer;
 pub use trainer::{micro_batch, RunContext, RunOutput, RunProgress, Trainer};
 pub use worker::{run_worker, WorkerError, WorkerTask};
