@@ -5,17 +5,17 @@
 //! `metrics` (seqeval-compatible). `store` owns the results layout, `report` reads only the
 //! store, `cli` wires everything together.
 
-pub mod atomic;
+pub(crate) mod atomic;
 pub mod cli;
 pub mod data;
 pub mod metrics;
 pub mod model;
 pub mod plan;
-pub mod progress;
+pub(crate) mod progress;
 pub mod report;
 pub mod runner;
 pub mod schedule;
-pub mod slurm;
+pub(crate) mod slurm;
 pub mod spec;
 pub mod stats;
 pub mod store;

@@ -1,10 +1,10 @@
 //! Command-line interface: parses arguments and wires the library modules together.
 //! Exit codes: 0 ok, 1 runs failed (or an operation failed), 2 usage or spec error.
 
-pub mod data;
-pub mod eval;
+pub(crate) mod data;
+pub(crate) mod eval;
 mod grid;
-pub mod predict;
+pub(crate) mod predict;
 mod slurm;
 mod worker;
 

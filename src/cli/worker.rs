@@ -11,8 +11,7 @@ use clap::Args;
 
 use super::EXIT_FAILED;
 use crate::schedule::{
-    run_worker, DryRunTrainer, LockConfig, Trainer, WorkerReport, WorkerTask, EXIT_LOST_LOCK,
-    REPORT_FD_ENV,
+    run_worker, DryRunTrainer, LockConfig, Trainer, WorkerReport, WorkerTask, EXIT_LOST_LOCK, REPORT_FD_ENV,
 };
 use crate::spec;
 

@@ -8,22 +8,22 @@
 //! gold/predicted columns `nergrid eval` scores; `config` is the
 //! `[datasets.<alias>]` table that ties them together.
 
-pub mod audit;
-pub mod brackets;
-pub mod config;
-pub mod conll;
-pub mod corpus;
-pub mod error;
-pub mod hub;
-pub mod kfold;
-pub mod numpy_rng;
-pub mod records;
-pub mod scheme;
-pub mod spans;
-pub mod split;
-pub mod stats;
-pub mod tag_columns;
-pub mod words;
+pub(crate) mod audit;
+pub(crate) mod brackets;
+pub(crate) mod config;
+pub(crate) mod conll;
+pub(crate) mod corpus;
+pub(crate) mod error;
+pub(crate) mod hub;
+pub(crate) mod kfold;
+pub(crate) mod numpy_rng;
+pub(crate) mod records;
+pub(crate) mod scheme;
+pub(crate) mod spans;
+pub(crate) mod split;
+pub(crate) mod stats;
+pub(crate) mod tag_columns;
+pub(crate) mod words;
 
 #[cfg(test)]
 mod golden;

@@ -58,10 +58,12 @@ impl<'a> View<'a> {
         View { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
     }
 
+    #[cfg(test)]
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    #[cfg(test)]
     pub fn cols(&self) -> usize {
         self.cols
     }
@@ -272,6 +274,7 @@ pub fn apply_keep(m: &mut [f32], keep: Option<&[f32]>) {
 
 /// Adds `bias` to `u` (the feed-forward pre-activation, in place) and returns GELU(u)
 /// (exact, with erf).
+#[cfg(test)]
 pub fn bias_gelu(u: &mut [f32], bias: &[f32]) -> Vec<f32> {
     bias_gelu_or(u, bias, Activation::GeluErf)
 }
@@ -326,6 +329,7 @@ pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// GELU's derivative applied to `dg` in place: dg * GELU'(u).
+#[cfg(test)]
 pub fn gelu_backward(dg: &mut [f32], u: &[f32]) {
     activation_backward(dg, u, Activation::GeluErf)
 }

@@ -7,18 +7,18 @@
 //! hand-written backward pass that skips padding (tested to give the autograd path's loss and
 //! gradients).
 
-pub mod align;
+pub(crate) mod align;
 mod approx;
-pub mod config;
-pub mod dropout;
+pub(crate) mod config;
+pub(crate) mod dropout;
 pub mod encoder;
 pub mod export;
 pub mod fused;
-pub mod head;
-pub mod host;
-pub mod kernels;
+pub(crate) mod head;
+pub(crate) mod host;
+pub(crate) mod kernels;
 pub mod load;
-pub mod ops;
+pub(crate) mod ops;
 pub mod params;
 pub mod predict;
 pub mod tokenizer;

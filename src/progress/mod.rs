@@ -9,8 +9,8 @@ use std::io::IsTerminal;
 
 use crate::schedule::SweepEvent;
 
-pub use bars::{run_message, BarProgress};
-pub use plain::{sanitize, PlainProgress};
+pub use bars::BarProgress;
+pub use plain::PlainProgress;
 
 /// Something that shows sweep events.
 pub trait Render {

@@ -11,7 +11,7 @@ mod options;
 mod script;
 mod submit;
 
-pub use arrays::{runs_to_submit, split_arrays, ArrayPlan, TaskRun};
+pub use arrays::{runs_to_submit, split_arrays, ArrayPlan};
 pub use options::{effective_max_array_size, SlurmOptionFlags, SlurmOptions};
 pub use script::{render_array, render_report, ScriptContext};
 pub use submit::{cluster_max_array_size, sbatch};

@@ -5,15 +5,15 @@
 //! On the CPU, steps run on the fused engine (`model::fused`); on other devices through
 //! candle's autograd.
 
-pub mod batch;
+pub(crate) mod batch;
 pub mod clip;
-pub mod config;
-pub mod error;
+pub(crate) mod config;
+pub(crate) mod error;
 pub mod optimizer;
-pub mod outcome;
+pub(crate) mod outcome;
 pub mod schedule;
-pub mod select;
-pub mod trainer;
+pub(crate) mod select;
+pub(crate) mod trainer;
 
 pub use crate::model::align::LabelAlignment;
 pub use config::TrainConfig;
