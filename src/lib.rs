@@ -1,9 +1,11 @@
 //! nergrid: declarative experiment grids for fine-tuning transformer encoders on NER.
 //!
-//! Data flows one way: `spec` (TOML) -> `plan` (runs with stable ids) -> `data` (corpora,
-//! schemes, splits) -> `model` (encoder + head) -> `train` (loop, evaluation, best epoch) ->
-//! `metrics` (seqeval-compatible). `store` owns the results layout, `report` reads only the
-//! store, `cli` wires everything together.
+//! Data flows one way: `spec` (TOML, typed run parameters) -> `plan` (runs with stable ids) ->
+//! `data` (corpora, schemes, splits) -> `model` (encoder + head, two engines) -> `train` (loop,
+//! evaluation, best epoch; no I/O) -> `metrics` (seqeval-compatible). `tags` owns tag syntax
+//! and chunk boundaries; `runner` does one run's I/O around `train`; `schedule` runs a sweep;
+//! `store` owns the results layout; `report` reads only the store (results and the spec
+//! snapshot); `cli` wires everything together. See ARCHITECTURE.md.
 
 pub(crate) mod atomic;
 pub mod cli;

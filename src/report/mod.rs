@@ -1,4 +1,6 @@
-//! Report: tables and `report.md` built with polars from the store alone (no ML stack).
+//! Report: tables and `report.md` built with polars from the store alone (no ML stack): the
+//! stored results and the store's spec snapshot (`spec.toml`, parsed to know the plan's runs
+//! and axes; a snapshot that cannot be parsed is a warning).
 
 mod audit;
 mod compare;

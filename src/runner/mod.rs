@@ -1,5 +1,6 @@
-//! Runner: the real per-run pipeline (dataset -> split -> scheme -> model -> train -> metrics)
-//! behind the scheduler's `Trainer` seam.
+//! Runner: the real per-run pipeline behind the scheduler's `Trainer` seam, and its I/O:
+//! dataset -> split -> scheme (`dataset.rs`), model and tokenizer loading and alignment
+//! (`prepare.rs`), then `train::train` and the run's output (`pipeline.rs`).
 
 mod dataset;
 mod pipeline;
