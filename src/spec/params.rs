@@ -214,7 +214,7 @@ mod tests {
         // Each key changes its own field: setting it to another value changes the settings.
         let other = |k: &crate::spec::keys::TrainKey| match (k.default)() {
             ParamValue::Int(i) => ParamValue::Int(i + 1),
-            ParamValue::Float(f) if f == 0.0 => ParamValue::Float(0.25),
+            ParamValue::Float(0.0) => ParamValue::Float(0.25),
             ParamValue::Float(f) => ParamValue::Float(f / 2.0),
             ParamValue::Bool(b) => ParamValue::Bool(!b),
             ParamValue::Str(_) => match k.kind {
