@@ -101,10 +101,25 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// Prints every missing local path of the spec (after `${VAR}` expansion) with its location;
-/// whether there were none.
+/// Prints every missing local path of the spec's grid (after `${VAR}` expansion) with its
+/// location; whether there were none.
 fn paths_exist(spec: &Spec) -> bool {
-    let missing = spec::missing_paths(spec, &|name| std::env::var(name).ok());
+    report_missing(spec, spec::missing_paths(spec, &|name| std::env::var(name).ok()))
+}
+
+/// [`paths_exist`] for the models and datasets of `runs` only.
+fn run_paths_exist(spec: &Spec, runs: &[&RunSpec]) -> bool {
+    let mut models: Vec<String> = runs.iter().map(|r| r.typed.model.clone()).collect();
+    let mut datasets: Vec<String> = runs.iter().map(|r| r.typed.dataset.clone()).collect();
+    models.sort();
+    models.dedup();
+    datasets.sort();
+    datasets.dedup();
+    let lookup = |name: &str| std::env::var(name).ok();
+    report_missing(spec, spec::missing_paths_of(spec, (&models, &datasets), &lookup))
+}
+
+fn report_missing(spec: &Spec, missing: Vec<spec::SpecError>) -> bool {
     for e in &missing {
         eprintln!("{e}");
     }
@@ -192,8 +207,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_USAGE);
         }
     };
-    // One report of every missing input, before any worker starts (a dry run reads none).
-    if !args.dry_run && !paths_exist(&spec) {
+    // One report of every missing input of the selected runs, before any worker starts. A dry
+    // run reads no input; with `--index` (a SLURM array task, or a run picked by hand) each
+    // run records its own failure instead, so that it can be resubmitted.
+    if !args.dry_run && args.indices.is_empty() && !run_paths_exist(&spec, &runs) {
         return Ok(EXIT_USAGE);
     }
     let trainer = if args.dry_run {

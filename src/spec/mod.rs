@@ -18,7 +18,7 @@ pub use error::{SpecError, SpecErrors, SpecLoadError};
 pub use model::{format_float, DatasetEntry, Experiment, Grid, ModelSource, ParamValue, ScheduleSpec, SlurmSpec, Spec};
 pub use params::{LabelAlignment, RunParams, SelectMetric, TrainSettings};
 pub use parse::{load, parse};
-pub use paths::missing_paths;
+pub use paths::{missing_paths, missing_paths_of};
 
 #[cfg(test)]
 pub(crate) use keys::TRAIN_KEYS;

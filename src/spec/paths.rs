@@ -17,6 +17,15 @@ const DATASET_FILES: [&str; 4] = ["path", "train", "validation", "test"];
 /// Every missing local path (or unset `${VAR}` in one) of the models and datasets the grid
 /// uses, in file order; `lookup` reads the environment.
 pub fn missing_paths(spec: &Spec, lookup: &dyn Fn(&str) -> Option<String>) -> Vec<SpecError> {
+    missing_paths_of(spec, (&used(spec, "model"), &used(spec, "dataset")), lookup)
+}
+
+/// [`missing_paths`] of the given model and dataset aliases only (the runs a command selected).
+pub fn missing_paths_of(
+    spec: &Spec,
+    (models, datasets): (&[String], &[String]),
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Vec<SpecError> {
     let loc = Locator::new(&spec.file, &spec.source);
     let root = DeTable::parse(&spec.source).ok();
     let at = |table: &str, alias: &str, key: &str| {
@@ -35,16 +44,16 @@ pub fn missing_paths(spec: &Spec, lookup: &dyn Fn(&str) -> Option<String>) -> Ve
             errors.push(loc.error(at(table, alias, key), &key_path, problem));
         }
     };
-    for alias in used(spec, "model") {
-        if let Some(ModelSource::Path { path }) = spec.models.get(&alias) {
-            check("models", &alias, "path", path, true);
+    for alias in models {
+        if let Some(ModelSource::Path { path }) = spec.models.get(alias) {
+            check("models", alias, "path", path, true);
         }
     }
-    for alias in used(spec, "dataset") {
-        let Some(entry) = spec.datasets.get(&alias) else { continue };
+    for alias in datasets {
+        let Some(entry) = spec.datasets.get(alias) else { continue };
         for key in DATASET_FILES {
             if let Some(raw) = entry.table.get(key).and_then(|v| v.as_str()) {
-                check("datasets", &alias, key, raw, false);
+                check("datasets", alias, key, raw, false);
             }
         }
     }
