@@ -248,3 +248,100 @@ fn roberta_windows_leave_room_for_the_position_offset() {
         }
     }
 }
+
+/// Sentences of 7 to 12 toy clauses (56 to 96 sub-words) with their PER and LOC spans.
+fn long_corpus(n: usize) -> String {
+    let (filler, people, places) = (
+        ["the", "a", "went", "to", "saw", "and", "met", "today"],
+        ["anna", "erik", "maria", "johan", "karin"],
+        ["stockholm", "uppsala", "paris", "berlin", "oslo"],
+    );
+    let mut lines = String::new();
+    for i in 0..n {
+        let (mut text, mut entities) = (String::new(), Vec::new());
+        for c in 0..7 + i % 6 {
+            let k = i * 13 + c * 7;
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text += &format!("{} {} ", filler[k % 8], filler[(k + 3) % 8]);
+            let (person, place) = (people[k % 5], places[(k / 2) % 5]);
+            entities.push(serde_json::json!({"start": text.len(), "end": text.len() + person.len(), "type": "PER"}));
+            text += &format!("{person} {} ", filler[(k + 5) % 8]);
+            entities.push(serde_json::json!({"start": text.len(), "end": text.len() + place.len(), "type": "LOC"}));
+            text += &format!("{place} {}", filler[(k + 1) % 8]);
+        }
+        lines += &format!("{}\n", serde_json::json!({"text": text, "entities": entities}));
+    }
+    lines
+}
+
+/// (word, predicted tag) of a CoNLL-style file (word, gold, predicted), sentence by sentence.
+fn conll_words(text: &str) -> Vec<Vec<(String, String)>> {
+    let row = |l: &str| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f[0].to_string(), f[f.len() - 1].to_string())
+    };
+    text.split("\n\n")
+        .map(|s| s.lines().filter(|l| !l.trim().is_empty()).map(row).collect::<Vec<_>>())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// `stride = 32` with `max_length = 48` on sentences of up to 96 sub-words: nothing is lost and
+/// every test word is predicted once; the same grid without a stride loses entities.
+#[test]
+fn training_with_a_stride_loses_no_entity_and_predicts_every_test_word_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = long_corpus(60);
+    fs::write(dir.path().join("long.jsonl"), &corpus).unwrap();
+    let corpus_sentences: Vec<String> = corpus
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["text"].as_str().unwrap().to_string())
+        .collect();
+    let spec = format!(
+        "[experiment]\nname = \"long\"\noutput_dir = \"results\"\n[models.tiny]\npath = {:?}\n\
+         [datasets.long]\nformat = \"jsonl\"\npath = \"long.jsonl\"\nsplit = {{ test = 0.25, validation = 0.1, seed = 7 }}\n\
+         [grid]\nmodels = [\"tiny\"]\nschemes = [\"BIO\"]\nlearning_rates = [1e-3]\ndatasets = [\"long\"]\nseeds = [3]\n\
+         stride = [0, 32]\n[train]\nepochs = 1\nbatch_size = 8\nmax_length = 48\n[schedule]\ndevices = \"cpu\"\n",
+        model_dir()
+    );
+    fs::write(dir.path().join("long.toml"), spec).unwrap();
+    let out = nergrid().current_dir(dir.path()).args(["run", "long.toml"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.contains("executed 2, succeeded 2"), "{stderr}");
+    let mut seen = Vec::new();
+    for entry in fs::read_dir(dir.path().join("results/runs")).unwrap() {
+        let run = entry.unwrap().path();
+        let result: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(run.join("result.json")).unwrap()).unwrap();
+        let stride = result["params"]["stride"].as_i64().unwrap_or(0);
+        let lost = &result["details"]["entities_lost_to_truncation"];
+        let conll = conll_words(&fs::read_to_string(run.join("predictions.conll")).unwrap());
+        assert!(conll.len() >= 10, "{} test sentences", conll.len());
+        if stride == 32 {
+            for split in ["train", "validation", "test", "test_words"] {
+                assert_eq!(lost[split], 0, "{split}: {lost}");
+            }
+        } else {
+            assert!(lost["test"].as_u64().unwrap() > 0, "without a stride entities are cut: {lost}");
+        }
+        // Every test sentence is a corpus sentence, each of its words there once.
+        for sentence in &conll {
+            let words: Vec<&str> = sentence.iter().map(|w| w.0.as_str()).collect();
+            assert!(corpus_sentences.contains(&words.join(" ")), "{words:?}");
+        }
+        // Entities found in the last words, which a 48-token window without a stride cuts.
+        let tail: usize = conll.iter().map(|s| s[40..].iter().filter(|w| w.1 != "O").count()).sum();
+        seen.push((stride, conll, tail));
+    }
+    seen.sort_by_key(|s| s.0);
+    assert_eq!(seen.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 32]);
+    assert_eq!(seen[0].2, 0, "no stride: the words past the window are O");
+    assert!(seen[1].2 > 50, "stride: {} entity words past the first window", seen[1].2);
+    // Same test split, same words, each exactly once, in both runs.
+    let words = |c: &Vec<Vec<(String, String)>>| -> Vec<Vec<String>> {
+        c.iter().map(|s| s.iter().map(|w| w.0.clone()).collect()).collect()
+    };
+    assert_eq!(words(&seen[0].1), words(&seen[1].1));
+}
