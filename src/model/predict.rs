@@ -304,7 +304,7 @@ fn window_length(cfg: &Config, tokenizer_config: Option<&Path>) -> usize {
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .and_then(|json| json["model_max_length"].as_f64())
-        .filter(|&n| n >= 1.0 && n < 1e9)
+        .filter(|n| (1.0..1e9).contains(n))
         .map(|n| n as usize);
     said.unwrap_or(512).min(position_limit(cfg))
 }
