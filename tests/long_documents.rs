@@ -344,4 +344,11 @@ fn training_with_a_stride_loses_no_entity_and_predicts_every_test_word_once() {
         c.iter().map(|s| s.iter().map(|w| w.0.clone()).collect()).collect()
     };
     assert_eq!(words(&seen[0].1), words(&seen[1].1));
+    // The report tells the runs with windows from the truncating one.
+    let out = nergrid().current_dir(dir.path()).args(["report", "long.toml"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let md = fs::read_to_string(dir.path().join("results/report.md")).unwrap();
+    let line = md.lines().find(|l| l.starts_with("- entities lost to truncation")).unwrap_or_default();
+    assert!(line.contains("tiny (windows, stride 32): train 0, validation 0, test 0, test_words 0"), "{line}");
+    assert!(line.contains(" tiny: train "), "{line}");
 }

@@ -254,7 +254,7 @@ mod tests {
             average.iter().map(|g| (g.0.as_str(), g.1, g.2)).collect::<Vec<_>>(),
             vec![("X", 0, 5), ("X", 6, 8)]
         );
-        assert!((average[1].3 - 0.4).abs() < 1e-6);
+        assert!((average[0].3 - 0.525).abs() < 1e-6 && (average[1].3 - 0.4).abs() < 1e-6);
         // Max: f (0.8) beats e (0.6).
         let max = run(&PROBS, Aggregation::Max);
         assert_eq!(max.iter().map(|g| (g.0.as_str(), g.1, g.2)).collect::<Vec<_>>(), vec![("X", 0, 5), ("X", 6, 8)]);
@@ -275,5 +275,69 @@ mod tests {
         let got = merge_overlapping(vec![e(5, 8, 0.4), e(5, 8, 0.6), e(5, 8, 0.6)]);
         assert_eq!(spans(got), vec![(5, 8, 0.6)]);
         assert!(merge_overlapping(Vec::new()).is_empty());
+    }
+
+    /// Words of `text` split at spaces, each tagged with a label of `labels` (probability 0.5,
+    /// or `scores`), grouped as `first` groups them.
+    fn group_words(text: &str, tags: &str, scores: &[f32]) -> Vec<(String, String, usize, usize, f64)> {
+        let labels: Vec<String> =
+            ["O", "B-X", "I-X", "E-X", "S-X", "B-DIS", "I-DIS", "I-BODY", "B-DRUG"].map(String::from).to_vec();
+        let chars: Vec<char> = text.chars().collect();
+        let mut spans = Vec::new();
+        let mut start = None;
+        for (i, c) in chars.iter().chain([&' ']).enumerate() {
+            match (c.is_whitespace(), start) {
+                (false, None) => start = Some(i),
+                (true, Some(s)) => {
+                    spans.push((s, i));
+                    start = None;
+                }
+                _ => {}
+            }
+        }
+        let probs: Vec<Vec<f32>> = tags
+            .split_whitespace()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut p = vec![0.0; labels.len()];
+                p[labels.iter().position(|l| l == t).unwrap()] = scores.get(i).copied().unwrap_or(0.5);
+                p
+            })
+            .collect();
+        let tokens: Vec<ScoredToken> = spans
+            .iter()
+            .zip(&probs)
+            .map(|(&(start, end), p)| ScoredToken { start, end, subword: false, probs: p })
+            .collect();
+        window_entities(&tokens, Aggregation::First, &labels, &chars)
+            .into_iter()
+            .map(|e| (e.kind, e.text, e.start, e.end, e.score))
+            .collect()
+    }
+
+    #[test]
+    fn bio_words_merge_like_the_pipeline() {
+        let got = group_words("Ta två Alvedon mot ont i huvudet", "O O B-DRUG O B-DIS I-DIS I-BODY", &[]);
+        let spans: Vec<(&str, &str, usize, usize)> =
+            got.iter().map(|g| (g.0.as_str(), g.1.as_str(), g.2, g.3)).collect();
+        assert_eq!(spans, vec![("DRUG", "Alvedon", 7, 14), ("DIS", "ont i", 19, 24), ("BODY", "huvudet", 25, 32)]);
+    }
+
+    #[test]
+    fn b_starts_a_new_entity_and_i_after_o_starts_one() {
+        let got = group_words("a b c d", "B-X B-X O I-X", &[]);
+        assert_eq!(got.iter().map(|g| g.1.as_str()).collect::<Vec<_>>(), vec!["a", "b", "d"]);
+    }
+
+    #[test]
+    fn bioes_ends_close_entities() {
+        let got = group_words("a b c d", "B-X E-X I-X S-X", &[]);
+        assert_eq!(got.iter().map(|g| g.1.as_str()).collect::<Vec<_>>(), vec!["a b", "c", "d"]);
+    }
+
+    #[test]
+    fn entity_scores_average_over_words() {
+        let got = group_words("a b", "B-X I-X", &[0.9, 0.5]);
+        assert!((got[0].4 - 0.7).abs() < 1e-6, "{got:?}");
     }
 }
