@@ -1,12 +1,14 @@
 //! Entities from raw text with a fine-tuned model, as transformers' token-classification
 //! pipeline does (`pipeline("token-classification", model=DIR, aggregation_strategy=A,
 //! stride=N)`): a text longer than the model's window is cut into windows that overlap by
-//! `stride` tokens (the tokenizer's own overflow, as the pipeline asks for it), every window is
+//! `stride` tokens (the tokenizers' overflow rule, as the pipeline asks for it), every window is
 //! tagged, the [`aggregate`](super::aggregate) strategy turns each window's tokens into entities
 //! and the entities of overlapping windows are merged by the pipeline's rule. Without an explicit
-//! stride a long text still gets windows, with half a window as overlap
-//! ([`Predictor::default_stride`]); the pipeline would truncate it. Windows of many texts are
-//! batched together.
+//! stride (where the pipeline would truncate) windows overlap by half a window
+//! ([`Predictor::default_stride`]) and each token takes its probabilities from the window where
+//! it is farthest from an edge, the rule training evaluates with; the strategy then runs once
+//! over the whole text, so no entity is cut or doubled at a window edge. Windows of many texts
+//! are batched together.
 //!
 //! A token starts a new word unless it is a sub-word (WordPiece: its text is longer than the
 //! span it covers, `##…`; other tokenizers: no space before it). An entity's `text` is the
@@ -22,6 +24,7 @@
 
 use super::aggregate::{merge_overlapping, window_entities, ScoredToken};
 pub use super::aggregate::{Aggregation, Entity};
+use super::align::{farthest_window, window_ranges};
 use super::encoder::HostBatch;
 use super::encoder::Inputs;
 use super::fast;
@@ -99,6 +102,10 @@ pub struct Predictor {
     /// Special tokens of each window.
     added: usize,
     stride: usize,
+    /// Whether the stride was asked for: entities of overlapping windows are then merged by the
+    /// pipeline's rule; otherwise each token is taken from the window where it is farthest
+    /// from an edge.
+    pipeline_merge: bool,
     subword_prefix: Option<String>,
     unknown: Option<u32>,
 }
@@ -108,6 +115,10 @@ struct Window {
     text: usize,
     ids: Vec<u32>,
     tokens: Vec<TokenInfo>,
+    /// Where its text tokens start among its tokens and among the whole text's, and how many.
+    text_at: usize,
+    first: usize,
+    len: usize,
 }
 
 impl Predictor {
@@ -140,21 +151,33 @@ impl Predictor {
         let (subword_prefix, unknown) = subword_convention(&tokenizer);
         let mut unprocessed = tokenizer.clone();
         unprocessed.with_post_processor(None::<tokenizers::PostProcessorWrapper>);
-        let predictor =
-            Predictor { model, tokenizer, unprocessed, device, window, added, stride: 0, subword_prefix, unknown };
+        let predictor = Predictor {
+            model,
+            tokenizer,
+            unprocessed,
+            device,
+            window,
+            added,
+            stride: 0,
+            pipeline_merge: false,
+            subword_prefix,
+            unknown,
+        };
         predictor.with_stride(None)
     }
 
-    /// Windows overlap by `stride` tokens, or by [`Predictor::default_stride`] with `None`.
-    pub fn with_stride(mut self, stride: Option<usize>) -> Result<Self, PredictError> {
+    /// Windows overlap by `explicit` tokens, their entities merged as the pipeline merges them;
+    /// with `None`, by [`Predictor::default_stride`], each token tagged in its farthest window.
+    pub fn with_stride(mut self, explicit: Option<usize>) -> Result<Self, PredictError> {
         let tokens = self.window - self.added;
-        let stride = stride.unwrap_or_else(|| self.default_stride());
+        let stride = explicit.unwrap_or_else(|| self.default_stride());
         if stride >= tokens {
             return Err(PredictError::Stride { stride, tokens, window: self.window });
         }
         self.tokenizer.with_truncation(None).map_err(PredictError::Truncation)?;
         self.unprocessed.with_truncation(None).map_err(PredictError::Truncation)?;
         self.stride = stride;
+        self.pipeline_merge = explicit.is_some();
         Ok(self)
     }
 
@@ -191,18 +214,18 @@ impl Predictor {
         let chars: Vec<Vec<char>> = texts.iter().map(|t| t.chars().collect()).collect();
         let windows = self.windows(texts, &chars)?;
         let probs = self.probabilities(&windows, batch_size.max(1))?;
-        let (labels, n_labels) = (self.model.labels(), self.model.labels().len());
-        let mut found: Vec<(Vec<Entity>, usize)> = vec![(Vec::new(), 0); texts.len()];
-        for (window, probs) in windows.iter().zip(&probs) {
-            let scored: Vec<ScoredToken> = (window.tokens.iter().zip(probs.chunks(n_labels)))
-                .filter(|(t, _)| !t.special)
-                .map(|(t, p)| ScoredToken { start: t.start, end: t.end, subword: t.subword, probs: p })
-                .collect();
-            let text = &mut found[window.text];
-            text.0.extend(window_entities(&scored, strategy, labels, &chars[window.text]));
-            text.1 += 1;
-        }
-        Ok(found.into_iter().map(|(e, windows)| if windows > 1 { merge_overlapping(e) } else { e }).collect())
+        let mut by_text: Vec<Vec<usize>> = vec![Vec::new(); texts.len()];
+        windows.iter().enumerate().for_each(|(w, window)| by_text[window.text].push(w));
+        let scored = Scored { windows: &windows, probs: &probs, n_labels: self.model.labels().len() };
+        let entities = by_text.iter().zip(&chars).map(|(of_text, chars)| {
+            let tag = |tokens: &[ScoredToken]| window_entities(tokens, strategy, self.model.labels(), chars);
+            match (of_text.len(), self.pipeline_merge) {
+                (1, _) => tag(&scored.window(of_text[0])),
+                (_, true) => merge_overlapping(of_text.iter().flat_map(|&w| tag(&scored.window(w))).collect()),
+                (_, false) => tag(&scored.farthest(of_text)),
+            }
+        });
+        Ok(entities.collect())
     }
 
     /// The windows of every text, in text order. The tokenizer's own truncation with a stride
@@ -217,12 +240,14 @@ impl Predictor {
         let mut windows = Vec::new();
         for (text, mut encoding) in encodings.into_iter().enumerate() {
             let right = tokenizers::TruncationDirection::Right;
+            let ranges = window_ranges(encoding.len(), self.window - self.added, self.stride);
             encoding.truncate(self.window - self.added, self.stride, right);
             let mut encoding = self.tokenizer.post_process(encoding, None, true).map_err(encode_error)?;
             let overflowing = encoding.take_overflowing();
-            for e in std::iter::once(encoding).chain(overflowing) {
+            for (e, (first, end)) in std::iter::once(encoding).chain(overflowing).zip(ranges) {
                 let tokens = self.token_infos(&e, &chars[text]);
-                windows.push(Window { text, ids: e.get_ids().to_vec(), tokens });
+                let text_at = e.get_sequence_ids().iter().position(Option::is_some).unwrap_or(0);
+                windows.push(Window { text, ids: e.get_ids().to_vec(), tokens, text_at, first, len: end - first });
             }
         }
         Ok(windows)
@@ -277,6 +302,41 @@ impl Predictor {
         }
         let logits = self.model.forward(&Inputs::from_host(batch, &self.device)?, None)?;
         Ok(logits.flatten_all()?.to_vec1::<f32>()?)
+    }
+}
+
+/// The windows of a batch of texts with their label probabilities.
+struct Scored<'a> {
+    windows: &'a [Window],
+    probs: &'a [Vec<f32>],
+    n_labels: usize,
+}
+
+impl<'a> Scored<'a> {
+    /// The non-special token at `i` of window `w`.
+    fn token(&self, w: usize, i: usize) -> Option<ScoredToken<'a>> {
+        let t = self.windows[w].tokens[i];
+        let probs = &self.probs[w][i * self.n_labels..(i + 1) * self.n_labels];
+        (!t.special).then_some(ScoredToken { start: t.start, end: t.end, subword: t.subword, probs })
+    }
+
+    /// The tokens of window `w`.
+    fn window(&self, w: usize) -> Vec<ScoredToken<'a>> {
+        (0..self.windows[w].tokens.len()).filter_map(|i| self.token(w, i)).collect()
+    }
+
+    /// The tokens of a text cut into `windows` (in order), each from the window where it is
+    /// farthest from an edge.
+    fn farthest(&self, windows: &[usize]) -> Vec<ScoredToken<'a>> {
+        let ranges: Vec<(usize, usize)> =
+            windows.iter().map(|&w| (self.windows[w].first, self.windows[w].first + self.windows[w].len)).collect();
+        let total = ranges.last().map_or(0, |r| r.1);
+        (0..total)
+            .filter_map(|g| {
+                let w = windows[farthest_window(g, &ranges)?];
+                self.token(w, self.windows[w].text_at + g - self.windows[w].first)
+            })
+            .collect()
     }
 }
 
