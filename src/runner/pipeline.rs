@@ -167,6 +167,7 @@ pub fn train_config(params: &RunParams, grad_accum: usize) -> anyhow::Result<Tra
         max_grad_norm: t.max_grad_norm,
         max_length: t.max_length,
         label_alignment: t.label_alignment,
+        stride: t.stride,
         seed: params.seed,
         select_best_by: t.select_best_by,
         early_stopping_patience: t.early_stopping_patience,

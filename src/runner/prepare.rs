@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use candle_core::Device;
 
 use crate::data::TaggedSentence;
-use crate::model::align::{align_sentence, AlignedSentence};
+use crate::model::align::{align_sentence, align_windows};
 use crate::model::export::{save_model, ExportError};
 use crate::model::load::{load_model, resolve_location, LoadedModel, ModelLocation};
 use crate::model::tokenizer::load_tokenizer;
 use crate::model::{ModelFiles, TokenClassifier};
-use crate::train::{AlignedSplits, TrainConfig, TrainError};
+use crate::train::{AlignedSplit, AlignedSplits, TrainConfig, TrainError};
 
 /// A run's inputs after loading: the model to fine-tune, its aligned splits, and what saving
 /// the fine-tuned model needs (the source files and tokenizer).
@@ -54,7 +54,10 @@ pub fn prepare_run(
     check_lengths(model.config(), cfg.max_length)?;
     let model = with_dropout_override(model, cfg.dropout);
     let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
+    // Windows are cut from whole sentences: a tokenizer that does not truncate.
+    let mut whole = tokenizer.clone();
+    whole.with_truncation(None).map_err(|e| TrainError::Config(format!("tokenizer without truncation: {e}")))?;
+    let align = |split, sentences| align_split(&tokenizer, &whole, sentences, &label_ids, cfg, split);
     let tags = |sentences: &[TaggedSentence]| sentences.iter().map(|s| s.tags.clone()).collect();
     let splits = AlignedSplits {
         train: align("train", train)?,
@@ -82,7 +85,7 @@ fn check_lengths(model: &crate::model::Config, max_length: usize) -> Result<(), 
 
 /// Token ids must index the embedding table (a tokenizer from another model would not).
 fn check_vocabulary(splits: &AlignedSplits, vocab_size: usize) -> Result<(), TrainError> {
-    let all = splits.train.iter().chain(&splits.validation).chain(&splits.test);
+    let all = splits.train.windows.iter().chain(&splits.validation.windows).chain(&splits.test.windows);
     match all.flat_map(|s| s.ids.iter()).find(|&&id| id as usize >= vocab_size) {
         Some(id) => Err(TrainError::Config(format!(
             "the tokenizer produced id {id}, beyond the model's vocabulary of {vocab_size}"
@@ -98,19 +101,26 @@ fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenC
     TokenClassifier::new(cfg, model.labels().to_vec(), model.params().clone())
 }
 
+/// Aligns a split: one window per sentence (truncated at `max_length`), or with a stride as
+/// many overlapping windows as a sentence needs (cut from `whole`, which does not truncate).
 fn align_split(
     tokenizer: &tokenizers::Tokenizer,
+    whole: &tokenizers::Tokenizer,
     sentences: &[TaggedSentence],
     label_ids: &HashMap<String, usize>,
     cfg: &TrainConfig,
     split: &'static str,
-) -> Result<Vec<AlignedSentence>, TrainError> {
-    sentences
-        .iter()
-        .enumerate()
-        .map(|(index, s)| {
-            align_sentence(tokenizer, &s.words, Some(&s.tags), label_ids, cfg.label_alignment)
-                .map_err(|source| TrainError::Align { split, index, source })
-        })
-        .collect()
+) -> Result<AlignedSplit, TrainError> {
+    let mut aligned = AlignedSplit { windows: Vec::new(), sentences: Vec::with_capacity(sentences.len()) };
+    for (index, s) in sentences.iter().enumerate() {
+        let windows = match cfg.stride {
+            0 => align_sentence(tokenizer, &s.words, Some(&s.tags), label_ids, cfg.label_alignment).map(|a| vec![a]),
+            stride => align_windows(whole, &s.words, &s.tags, label_ids, cfg.label_alignment, cfg.max_length, stride),
+        };
+        let windows = windows.map_err(|source| TrainError::Align { split, index, source })?;
+        let first = aligned.windows.len();
+        aligned.windows.extend(windows);
+        aligned.sentences.push(first..aligned.windows.len());
+    }
+    Ok(aligned)
 }

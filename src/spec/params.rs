@@ -72,6 +72,8 @@ pub struct TrainSettings {
     pub early_stopping_patience: usize,
     pub early_stopping_threshold: f64,
     pub train_fraction: f64,
+    /// Issue 18: windows of `max_length` tokens this many apart; 0 truncates.
+    pub stride: usize,
 }
 
 impl Default for TrainSettings {
@@ -90,6 +92,7 @@ impl Default for TrainSettings {
             early_stopping_patience: 0,
             early_stopping_threshold: 0.0,
             train_fraction: 0.0,
+            stride: 0,
         };
         for key in TRAIN_KEYS {
             (key.set)(&mut settings, &(key.default)()).expect("every default is of its key's kind");

@@ -20,4 +20,4 @@ pub use config::TrainConfig;
 pub use error::TrainError;
 pub use outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 pub use select::SelectMetric;
-pub use trainer::{train, AlignedSplits, Evaluate};
+pub use trainer::{train, AlignedSplit, AlignedSplits, Evaluate};

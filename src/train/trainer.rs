@@ -1,6 +1,8 @@
 //! The epoch loop of the Hugging Face Trainer: seeded shuffling, padded batches, AdamW with
 //! clipping and a linear schedule, validation after every epoch (with early stopping when asked),
-//! the best epoch's weights restored for the single test evaluation.
+//! the best epoch's weights restored for the single test evaluation. With a `stride`, sentences
+//! longer than `max_length` become overlapping windows: each window trains, and each word is
+//! evaluated from the window where it is farthest from an edge.
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
 use super::clip::{clip_coefficient, global_norm, global_norm_host};
@@ -21,13 +23,44 @@ use std::time::Instant;
 /// The metric the caller scores tag sequences with: (gold, predicted) -> scores.
 pub type Evaluate<'a> = &'a dyn Fn(&[Vec<String>], &[Vec<String>]) -> anyhow::Result<EvalScores>;
 
+/// A split's windows (one per sentence without a stride) and each sentence's windows.
+#[derive(Debug, Clone, Default)]
+pub struct AlignedSplit {
+    pub windows: Vec<AlignedSentence>,
+    /// Per sentence: the range of its windows in `windows`.
+    pub sentences: Vec<std::ops::Range<usize>>,
+}
+
+impl AlignedSplit {
+    /// One window per sentence.
+    pub fn whole(windows: Vec<AlignedSentence>) -> AlignedSplit {
+        let sentences = (0..windows.len()).map(|i| i..i + 1).collect();
+        AlignedSplit { windows, sentences }
+    }
+
+    /// Per sentence and word, the prediction of the one window that has the word's first
+    /// sub-word (`None` for words without one).
+    fn sentence_words(&self, per_window: &[Vec<Option<usize>>]) -> Vec<Vec<Option<usize>>> {
+        self.sentences
+            .iter()
+            .map(|range| {
+                let mut words = per_window[range.start].clone();
+                for window in &per_window[range.start + 1..range.end] {
+                    words.iter_mut().zip(window).for_each(|(w, p)| *w = w.or(*p));
+                }
+                words
+            })
+            .collect()
+    }
+}
+
 /// A run's three splits, tokenized and aligned to the model's labels, with the word-level
 /// gold tags that validation and test are scored against.
 #[derive(Debug, Clone, Default)]
 pub struct AlignedSplits {
-    pub train: Vec<AlignedSentence>,
-    pub validation: Vec<AlignedSentence>,
-    pub test: Vec<AlignedSentence>,
+    pub train: AlignedSplit,
+    pub validation: AlignedSplit,
+    pub test: AlignedSplit,
     /// Per validation sentence: its words' gold tags.
     pub validation_tags: Vec<Vec<String>>,
     /// Per test sentence: its words' gold tags.
@@ -36,12 +69,12 @@ pub struct AlignedSplits {
 
 impl AlignedSplits {
     fn truncation(&self) -> TruncationLoss {
-        let lost = |split: &[AlignedSentence]| split.iter().map(|s| s.entities_lost).sum();
+        let lost = |split: &AlignedSplit| split.windows.iter().map(|s| s.entities_lost).sum();
         TruncationLoss {
             train: lost(&self.train),
             validation: lost(&self.validation),
             test: lost(&self.test),
-            test_words: self.test.iter().map(|s| s.truncated_words).sum(),
+            test_words: self.test.windows.iter().map(|s| s.truncated_words).sum(),
         }
     }
 }
@@ -61,10 +94,10 @@ pub fn train(
     if let Some(what) = cfg.invalid() {
         return Err(TrainError::Config(what));
     }
-    if splits.train.is_empty() {
+    if splits.train.windows.is_empty() {
         return Err(TrainError::EmptyTrain);
     }
-    if cfg.early_stopping_patience > 0 && splits.validation.is_empty() {
+    if cfg.early_stopping_patience > 0 && splits.validation.windows.is_empty() {
         return Err(TrainError::Config("early stopping needs a validation split; this run has none".into()));
     }
     let mut run = Run::new(model, cfg, device, splits)?;
@@ -72,7 +105,7 @@ pub fn train(
     let epochs = run.epochs(splits, evaluate, on_event)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let tested = run.test(&splits.test, &splits.test_tags, evaluate, on_event)?;
-    let tokens = splits.train.iter().map(|s| s.ids.len()).sum::<usize>();
+    let tokens = splits.train.windows.iter().map(|s| s.ids.len()).sum::<usize>();
     Ok(TrainOutcome {
         best_epoch: run.best_epoch,
         stopped_epoch: run.stopped_epoch,
@@ -120,7 +153,7 @@ impl<'a> Run<'a> {
         device: &'a Device,
         splits: &AlignedSplits,
     ) -> Result<Run<'a>, TrainError> {
-        let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
+        let total = cfg.epochs * steps_per_epoch(splits.train.windows.len(), cfg.batch_size);
         let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
         let host_grads = fused::available(&model).then(|| fused::zero_grads(model.params()));
         Ok(Run {
@@ -150,7 +183,7 @@ impl<'a> Run<'a> {
             let record = self.epoch(epoch, splits, evaluate, on_event)?;
             on_event(TrainEvent::EpochEnd(record.clone()));
             records.push(record);
-            self.keep_if_best(&records, splits.validation.is_empty())?;
+            self.keep_if_best(&records, splits.validation.windows.is_empty())?;
             let (patience, threshold) = (self.cfg.early_stopping_patience, self.cfg.early_stopping_threshold);
             if epoch < self.cfg.epochs && stops_early(&records, self.cfg.select_best_by, patience, threshold) {
                 self.stopped_epoch = Some(epoch);
@@ -192,13 +225,13 @@ impl<'a> Run<'a> {
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<EpochRecord, TrainError> {
         let started = Instant::now();
-        let order = epoch_order(splits.train.len(), self.cfg.seed, epoch);
+        let order = epoch_order(splits.train.windows.len(), self.cfg.seed, epoch);
         let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size).collect();
         on_event(TrainEvent::EpochStart { epoch, steps: batches.len() });
         let (mut loss_sum, mut lr) = (0.0, 0.0);
         for batch in &batches {
             lr = self.schedule.lr(self.step);
-            let loss = self.optimizer_step(batch, &splits.train, lr, epoch)?;
+            let loss = self.optimizer_step(batch, &splits.train.windows, lr, epoch)?;
             loss_sum += loss;
             self.step += 1;
             on_event(TrainEvent::Step {
@@ -210,7 +243,7 @@ impl<'a> Run<'a> {
             });
         }
         let seconds = started.elapsed().as_secs_f64();
-        let tokens: usize = splits.train.iter().map(|s| s.ids.len()).sum();
+        let tokens: usize = splits.train.windows.iter().map(|s| s.ids.len()).sum();
         let eval_started = Instant::now();
         let (val, val_loss) = self.validate(&splits.validation, &splits.validation_tags, evaluate)?;
         Ok(EpochRecord {
@@ -263,7 +296,7 @@ impl<'a> Run<'a> {
         Ok(loss)
     }
 
-    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fused`]).
+    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fast`]).
     fn host_gradients(
         &mut self,
         micro: &[&[usize]],
@@ -312,16 +345,17 @@ impl<'a> Run<'a> {
     /// Scores the validation split: word-level tags at first sub-words of kept words.
     fn validate(
         &self,
-        aligned: &[AlignedSentence],
+        aligned: &AlignedSplit,
         tags: &[Vec<String>],
         evaluate: Evaluate,
     ) -> Result<(EvalScores, f64), TrainError> {
-        if aligned.is_empty() {
+        if aligned.windows.is_empty() {
             return Ok((EvalScores::default(), f64::NAN));
         }
-        let SplitPrediction { words: predicted, loss } =
-            predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
-        let (gold, pred) = kept_words(aligned, tags, &predicted, self.model.labels());
+        let SplitPrediction { words, loss } =
+            predict_split(&self.model, &aligned.windows, self.cfg.eval_batch_size, self.device)?;
+        let predicted = aligned.sentence_words(&words);
+        let (gold, pred) = kept_words(tags, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
         Ok((scores, loss))
     }
@@ -329,16 +363,17 @@ impl<'a> Run<'a> {
     /// Scores the test split once with the restored weights.
     fn test(
         &self,
-        aligned: &[AlignedSentence],
+        aligned: &AlignedSplit,
         tags: &[Vec<String>],
         evaluate: Evaluate,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
-        let SplitPrediction { words: predicted, .. } =
-            predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
-        let (gold, pred) = kept_words(aligned, tags, &predicted, self.model.labels());
-        let scores = match aligned.is_empty() {
+        let SplitPrediction { words, .. } =
+            predict_split(&self.model, &aligned.windows, self.cfg.eval_batch_size, self.device)?;
+        let predicted = aligned.sentence_words(&words);
+        let (gold, pred) = kept_words(tags, &predicted, self.model.labels());
+        let scores = match aligned.windows.is_empty() {
             true => EvalScores::default(),
             false => evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?,
         };
@@ -387,23 +422,14 @@ fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> R
 
 /// Gold and predicted tags of the words that kept a sub-word (the recipe drops the rest).
 fn kept_words(
-    aligned: &[AlignedSentence],
     tags: &[Vec<String>],
     predicted: &[Vec<Option<usize>>],
     labels: &[String],
 ) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
-    aligned
-        .iter()
-        .zip(tags)
+    tags.iter()
         .zip(predicted)
-        .map(|((a, s), p)| {
-            a.first_token
-                .iter()
-                .zip(s)
-                .zip(p)
-                .filter(|((first, _), _)| first.is_some())
-                .map(|((_, gold), pred)| (gold.clone(), labels[pred.unwrap_or(0)].clone()))
-                .unzip()
+        .map(|(s, p)| {
+            s.iter().zip(p).filter_map(|(gold, pred)| pred.map(|c| (gold.clone(), labels[c].clone()))).unzip()
         })
         .unzip()
 }
@@ -473,7 +499,9 @@ mod tests {
         let (train_part, _) = split(0..64);
         let (validation, validation_tags) = split(64..80);
         let (test, test_tags) = split(80..96);
-        let splits = AlignedSplits { train: train_part, validation, test, validation_tags, test_tags };
+        let (train, validation, test) =
+            (AlignedSplit::whole(train_part), AlignedSplit::whole(validation), AlignedSplit::whole(test));
+        let splits = AlignedSplits { train, validation, test, validation_tags, test_tags };
         let settings =
             TrainConfig { epochs: 3, batch_size: 8, learning_rate: 1e-2, max_length: 16, ..TrainConfig::default() };
         let mut events = Vec::new();
