@@ -226,7 +226,8 @@ fn odd_inputs_give_results_in_input_order() {
     assert_eq!(array[3]["entities"], results[3]["entities"]);
 }
 
-/// Bad lines and options are errors naming what is wrong, never a panic.
+/// Bad lines and options are errors naming what is wrong, never a panic; as bad input they exit
+/// 2, like every subcommand's input errors.
 #[test]
 fn bad_lines_and_strides_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -240,12 +241,12 @@ fn bad_lines_and_strides_are_clear_errors() {
         fs::write(&file, content).unwrap();
         let out = nergrid().args(["predict", "--model", &model_dir(), "--file"]).arg(&file).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(stderr.contains(message), "{stderr}");
     }
     let out = nergrid().args(["predict", "--model", &model_dir(), "--stride", "62", "anna"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("stride 62 must be below the 62 text tokens of a window of 64"), "{stderr}");
 }
 
