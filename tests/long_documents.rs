@@ -5,6 +5,8 @@
 //! trained and exported, 62 text tokens a window); a 2,100-word text is tagged to its end with
 //! and without `--stride`; and no input makes `predict` panic.
 
+mod common;
+
 use assert_cmd::Command;
 use candle_core::Device;
 use nergrid::model::predict::{Aggregation, Entity, Predictor};
@@ -16,7 +18,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn model_dir() -> String {
-    fixtures().join("long_documents/model").to_string_lossy().into_owned()
+    common::fixture_model("long_documents/model").to_string_lossy().into_owned()
 }
 
 fn nergrid() -> Command {
@@ -255,7 +257,7 @@ fn bad_lines_and_strides_are_clear_errors() {
 #[test]
 fn roberta_windows_leave_room_for_the_position_offset() {
     for family in ["roberta", "xlm-roberta"] {
-        let dir = fixtures().join("reference_models").join(family);
+        let dir = common::fixture_model(&format!("reference_models/{family}"));
         let predictor = Predictor::load(dir.to_str().unwrap(), &Device::Cpu).unwrap();
         assert!(predictor.window() <= 128, "{family}: window {}", predictor.window());
         let text = vec!["Patienten fick ont i knät efter löpning."; 300].join(" ");

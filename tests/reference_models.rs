@@ -9,6 +9,8 @@
 //! pipeline's entities (`aggregation_strategy="first"`) with the same character offsets, from
 //! the checkpoint as transformers wrote it and from nergrid's export of it.
 
+mod common;
+
 use candle_core::Device;
 use nergrid::model::predict::Predictor;
 use nergrid::model::{self, Inputs};
@@ -58,7 +60,7 @@ struct PipelineEntity {
 }
 
 fn model_dir(family: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reference_models").join(family)
+    common::fixture_model(&format!("reference_models/{family}"))
 }
 
 fn reference(family: &str) -> Reference {

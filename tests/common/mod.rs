@@ -31,3 +31,44 @@ pub fn skip(why: &str) {
     assert!(!in_ci(), "{why} (required when CI is set)");
     eprintln!("skipped: {why}");
 }
+
+/// A model directory of `tests/fixtures` (`relative` to it) as a loader needs it: weights are
+/// committed as hex dumps (`model.safetensors.hex`, so no binary checkpoint is in the
+/// repository), decoded here once per test process into a copy under cargo's temporary
+/// directory for integration tests. Returns the copy's path.
+pub fn fixture_model(relative: &str) -> PathBuf {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(relative);
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fixture_models").join(relative);
+    let ready = target.join(".decoded");
+    if ready.is_file() {
+        return target;
+    }
+    let staging = target.with_extension(format!("part-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&staging);
+    fs::create_dir_all(&staging).unwrap();
+    for entry in fs::read_dir(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display())) {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        match name.strip_suffix(".hex") {
+            Some(decoded) => fs::write(staging.join(decoded), decode_hex(&fs::read_to_string(&path).unwrap())).unwrap(),
+            None if path.is_file() => {
+                fs::copy(&path, staging.join(&name)).unwrap();
+            }
+            None => {}
+        }
+    }
+    fs::write(staging.join(".decoded"), "").unwrap();
+    let _ = fs::remove_dir_all(&target);
+    fs::create_dir_all(target.parent().unwrap()).unwrap();
+    fs::rename(&staging, &target).unwrap();
+    target
+}
+
+/// Bytes of a hex dump (`xxd -p`: pairs of hex digits, whitespace ignored).
+pub fn decode_hex(text: &str) -> Vec<u8> {
+    let hex: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    assert!(hex.len() & 1 == 0, "a hex dump has an odd number of digits");
+    hex.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap()).collect()
+}
