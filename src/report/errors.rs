@@ -1,18 +1,34 @@
 //! The error analysis in the report: per cell, the mean over seeds of nervaluate's categories,
 //! boundary errors and type errors (`errors.csv`); per paired comparison, boundary and type
 //! errors of A and B side by side with their paired differences (`error_comparisons.csv`).
-//! Runs are paired by [`super::compare::matched_runs`], the rule of the F1 comparisons. Runs
-//! whose `result.json` has no `errors` (written before it existed, or dry runs) are left out of
-//! the means; a cell or comparison with none shows "n/a".
+//! Runs are paired by [`super::compare::matched_runs`], the rule of the F1 comparisons. A done
+//! run whose `result.json` has no `errors` (written before the field existed) gets them from its
+//! `predictions.conll`, the same test predictions the runner analyses; runs with neither (dry
+//! runs) are left out of the means, and a cell or comparison with none shows "n/a".
 
 use polars::prelude::*;
 
 use super::compare::MatchedRuns;
 use super::markdown::text_table;
 use super::study::{axes_without, key_columns, Cell};
-use crate::metrics::{ErrorAnalysis, SCHEMA_NAMES};
+use crate::metrics::{error_analysis, ErrorAnalysis, SCHEMA_NAMES};
 use crate::stats::{mean, sign_flip_test, SignFlipTest, BOOTSTRAP_SEED};
-use crate::store::RunResult;
+use crate::store::{PredictedSentence, RunResult, RunStatus};
+
+/// Fills `errors` of done runs stored without it from their test predictions (what the runner
+/// computes them from), so a store written before the field existed gets its error analysis.
+pub(crate) fn fill_from_predictions(
+    results: &mut [RunResult],
+    predictions: &std::collections::BTreeMap<String, Vec<PredictedSentence>>,
+) {
+    for run in results.iter_mut().filter(|r| r.status == RunStatus::Done && r.errors.is_none()) {
+        if let Some(sentences) = predictions.get(&run.id) {
+            let gold: Vec<Vec<String>> = sentences.iter().map(|s| s.gold.clone()).collect();
+            let pred: Vec<Vec<String>> = sentences.iter().map(|s| s.predicted.clone()).collect();
+            run.errors = error_analysis(&gold, &pred).ok();
+        }
+    }
+}
 
 /// nervaluate's fields averaged per cell, for every schema.
 const FIELDS: [&str; 8] = ["correct", "incorrect", "partial", "missed", "spurious", "precision", "recall", "f1"];
@@ -337,6 +353,24 @@ mod tests {
             _ => gold.clone(),
         };
         error_analysis(&gold, &predicted).unwrap()
+    }
+
+    #[test]
+    fn runs_stored_without_errors_get_them_from_their_predictions() {
+        let gold = vec![vec!["B-PER", "I-PER", "O", "B-LOC"], vec!["O", "B-ORG", "I-ORG", "I-ORG"]];
+        let predicted = vec![vec!["B-PER", "I-PER", "I-PER", "B-ORG"], vec!["O", "B-ORG", "I-ORG", "I-ORG"]];
+        let owned = |v: &[&str]| v.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        let sentences: Vec<PredictedSentence> = gold
+            .iter()
+            .zip(&predicted)
+            .map(|(g, p)| PredictedSentence { words: vec!["w".into(); g.len()], gold: owned(g), predicted: owned(p) })
+            .collect();
+        let mut results = vec![run("BIO", 1e-5, 1, None), run("BIO", 1e-5, 2, Some(analysis(2)))];
+        let stored = results[1].errors.clone();
+        let predictions = [(results[0].id.clone(), sentences.clone()), (results[1].id.clone(), sentences)].into();
+        fill_from_predictions(&mut results, &predictions);
+        assert_eq!(results[0].errors, Some(error_analysis(&gold, &predicted).unwrap()));
+        assert_eq!(results[1].errors, stored, "a stored analysis is kept");
     }
 
     fn run(scheme: &str, rate: f64, seed: i64, errors: Option<ErrorAnalysis>) -> RunResult {

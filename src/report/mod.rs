@@ -59,6 +59,7 @@ pub struct ReportFiles {
 pub fn write_report(store: &Store) -> Result<ReportFiles, ReportError> {
     let mut inputs = gather(store)?;
     let run_files = gather_run_files(store, &inputs.results);
+    errors::fill_from_predictions(&mut inputs.results, &run_files.predictions);
     inputs.warnings.extend(run_files.warnings.iter().cloned());
     let root = store.root();
     let at = |path: PathBuf| move |source| ReportError::Table { path: path.clone(), source };
