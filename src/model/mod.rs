@@ -22,6 +22,7 @@ pub mod ops;
 pub mod params;
 pub mod predict;
 pub mod tokenizer;
+pub mod transfer;
 
 pub use align::{AlignedSentence, LabelAlignment};
 pub use config::{Activation, Architecture, Config, ConfigError};

@@ -13,7 +13,7 @@ use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgres
 use crate::spec::{expand_env, ModelSource};
 use crate::store::{ClassScores, EpochRow, Scores, TaggedSentence};
 use crate::train::{
-    self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
+    self, Engine, EvalScores, LabelAlignment, Precision, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
 };
 
 /// Fine-tunes each run's model with candle on the Hugging Face Trainer's recipe.
@@ -176,6 +176,8 @@ pub fn train_config(run: &RunSpec, grad_accum: usize) -> anyhow::Result<TrainCon
         select_best_by,
         early_stopping_patience: run.usize_param("early_stopping_patience"),
         early_stopping_threshold: run.param("early_stopping_threshold").and_then(|v| v.as_f64()).unwrap_or(0.0),
+        engine: run.param("engine").and_then(|v| v.as_str()).and_then(Engine::parse).unwrap_or_default(),
+        precision: run.param("precision").and_then(|v| v.as_str()).and_then(Precision::parse).unwrap_or_default(),
         ..TrainConfig::default()
     };
     match cfg.invalid() {
@@ -268,6 +270,10 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
             "stopped_epoch": outcome.stopped_epoch,
             "epochs_run": outcome.epochs.len(),
         },
+        "engine": outcome.engine.name(),
+        "precision": cfg.precision.name(),
+        "skipped_steps": outcome.skipped_steps,
+        "transfers_per_step": outcome.transfers_per_step,
         "skipped_records": data.skipped.len(),
         "audit": crate::data::audit(&data.corpus, &data.manifest),
         "versions": { "candle": env!("NERGRID_CANDLE_VERSION"), "nergrid": env!("CARGO_PKG_VERSION") },

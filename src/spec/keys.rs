@@ -144,11 +144,28 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
         default: || ParamValue::Float(1.0),
         affects_results: true,
     },
+    // Issue 20 (the graph engine, mixed precision).
+    TrainKey {
+        name: "engine",
+        kind: Kind::Choice(ENGINES),
+        default: || ParamValue::Str("auto".into()),
+        affects_results: true,
+    },
+    TrainKey {
+        name: "precision",
+        kind: Kind::Choice(&["fp32", "tf32", "bf16", "fp16"]),
+        default: || ParamValue::Str("fp32".into()),
+        affects_results: true,
+    },
 ];
+
+/// Values of the `engine` key.
+pub(crate) const ENGINES: &[&str] = &["auto", "fused", "graph"];
 
 /// `[train]` keys added after run ids were first pinned: a run id includes them only when
 /// their value differs from the default, so a spec that does not use them keeps its ids.
-pub(crate) const ADDED_KEYS: &[&str] = &["early_stopping_patience", "early_stopping_threshold", "train_fraction"];
+pub(crate) const ADDED_KEYS: &[&str] =
+    &["early_stopping_patience", "early_stopping_threshold", "train_fraction", "engine", "precision"];
 
 /// Whether `name` is one of [`ADDED_KEYS`] and `value` its default.
 pub(crate) fn is_added_default(name: &str, value: &ParamValue) -> bool {

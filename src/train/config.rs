@@ -33,6 +33,104 @@ pub struct TrainConfig {
     pub early_stopping_patience: usize,
     /// How much an evaluation must beat the best so far to count as an improvement.
     pub early_stopping_threshold: f64,
+    /// Which implementation computes the steps (see [`Engine`]).
+    pub engine: Engine,
+    /// The arithmetic of forward and backward passes (see [`Precision`]).
+    pub precision: Precision,
+}
+
+/// Which implementation computes training steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// The fused engine on the CPU, the graph engine on every other device.
+    #[default]
+    Auto,
+    /// Fused CPU kernels with a hand-written backward pass (`model::fast`); CPU only.
+    Fused,
+    /// candle tensors and autograd: the code a GPU run takes, on any device.
+    Graph,
+}
+
+impl Engine {
+    /// The spec's spelling (`auto`, `fused`, `graph`).
+    pub fn parse(name: &str) -> Option<Engine> {
+        match name {
+            "auto" => Some(Engine::Auto),
+            "fused" => Some(Engine::Fused),
+            "graph" => Some(Engine::Graph),
+            _ => None,
+        }
+    }
+
+    /// The engine that runs on a device: `Auto` resolved.
+    pub fn resolve(self, device_is_cpu: bool) -> Engine {
+        match (self, device_is_cpu) {
+            (Engine::Auto, true) => Engine::Fused,
+            (Engine::Auto, false) => Engine::Graph,
+            (engine, _) => engine,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Fused => "fused",
+            Engine::Graph => "graph",
+        }
+    }
+}
+
+/// The arithmetic of a run's forward and backward passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// f32 with reduced-precision (TF32) matmuls on CUDA; equal to `Fp32` on the CPU.
+    Tf32,
+    /// bfloat16 forward and backward, f32 master weights and optimizer state.
+    Bf16,
+    /// float16 forward and backward with dynamic loss scaling, f32 master weights and state.
+    Fp16,
+}
+
+impl Precision {
+    /// The spec's spelling (`fp32`, `tf32`, `bf16`, `fp16`).
+    pub fn parse(name: &str) -> Option<Precision> {
+        match name {
+            "fp32" => Some(Precision::Fp32),
+            "tf32" => Some(Precision::Tf32),
+            "bf16" => Some(Precision::Bf16),
+            "fp16" => Some(Precision::Fp16),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
+
+    /// The dtype of weights and activations in forward and backward passes.
+    pub fn compute_dtype(self) -> candle_core::DType {
+        match self {
+            Precision::Fp32 | Precision::Tf32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+            Precision::Fp16 => candle_core::DType::F16,
+        }
+    }
+}
+
+/// The precisions a resolved engine can compute: the capability table `nergrid validate`
+/// and `train` both consult.
+pub fn precisions_of(engine: Engine) -> &'static [&'static str] {
+    match engine {
+        Engine::Fused => &["fp32", "tf32"],
+        Engine::Graph | Engine::Auto => &["fp32", "tf32", "bf16", "fp16"],
+    }
 }
 
 impl Default for TrainConfig {
@@ -54,6 +152,8 @@ impl Default for TrainConfig {
             eval_batch_size: 16,
             early_stopping_patience: 0,
             early_stopping_threshold: 0.0,
+            engine: Engine::Auto,
+            precision: Precision::Fp32,
         }
     }
 }

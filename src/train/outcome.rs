@@ -101,7 +101,13 @@ pub struct TrainOutcome {
     pub test_seconds: f64,
     pub missing_tensors: Vec<String>,
     pub unexpected_tensors: Vec<String>,
-    /// The model with the best epoch's weights.
+    /// The engine that computed the steps (`Auto` resolved).
+    pub engine: super::Engine,
+    /// fp16 optimizer steps skipped because a gradient overflowed (loss scaling).
+    pub skipped_steps: usize,
+    /// Graph engine: the most host <-> device copies one optimizer step made.
+    pub transfers_per_step: Option<crate::model::transfer::Transfers>,
+    /// The model with the best epoch's weights (f32).
     pub model: TokenClassifier,
     pub tokenizer: tokenizers::Tokenizer,
     /// The files the model was fine-tuned from (their tokenizer side files are exported).
