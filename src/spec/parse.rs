@@ -126,13 +126,21 @@ impl<'a> Validator<'a> {
         let ((engines, _), (precisions, table)) = (values("engine"), values("precision"));
         let cpu_only = matches!(super::devices::parse_devices(devices), Ok(super::devices::DeviceSelection::Cpu));
         let cuda_only = matches!(super::devices::parse_devices(devices), Ok(super::devices::DeviceSelection::Cuda(_)));
-        let refusal = engines.iter().filter_map(|e| Engine::parse(e)).find_map(|engine| {
+        // An `exclude` filter on engine and precision alone removes the pair from the grid.
+        let excluded = |engine: &str, precision: &str| {
+            grid.exclude.iter().any(|f| {
+                f.keys().all(|k| k == "engine" || k == "precision")
+                    && f.get("engine").is_none_or(|v| v.as_str() == Some(engine))
+                    && f.get("precision").is_none_or(|v| v.as_str() == Some(precision))
+            })
+        };
+        let refusal = engines.iter().filter_map(|e| Some((e, Engine::parse(e)?))).find_map(|(name, engine)| {
             if engine == Engine::Fused && cuda_only {
                 return Some(("engine", "the fused engine runs on the CPU only; use engine = \"graph\" or \"auto\"".into()));
             }
             let resolved = if cpu_only { engine.resolve(true) } else { engine };
             let supported = precisions_of(resolved);
-            let bad = precisions.iter().find(|p| !supported.contains(&p.as_str()))?;
+            let bad = precisions.iter().find(|p| !supported.contains(&p.as_str()) && !excluded(name, p))?;
             let via = if engine == Engine::Auto { "engine \"auto\" (the fused engine on the CPU)" } else { "the fused engine" };
             let message = format!(
                 "precision \"{bad}\" is not computed by {via}, which supports {}; the graph engine \
