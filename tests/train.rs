@@ -693,7 +693,8 @@ fn replay_torch_trajectory(file: &str, graph: bool) {
 }
 
 /// A real sweep through the binary on a folded toy corpus with early stopping and half of each
-/// training split: the runs record their fold, their subsample and where they stopped.
+/// training split, on both engines: the runs record their fold, their subsample, where they
+/// stopped and the engine that ran.
 #[test]
 fn a_folded_sweep_records_folds_subsamples_and_early_stopping() {
     let tmp = tempfile::tempdir().unwrap();
@@ -710,7 +711,8 @@ fn a_folded_sweep_records_folds_subsamples_and_early_stopping() {
     let text = format!(
         "[experiment]\nname = \"toyfolds\"\noutput_dir = \"{out}\"\n\n[models.tiny]\npath = \"{model}\"\n\n\
          [datasets.toy]\npath = \"{data}\"\nsplit = {{ folds = 2, validation = 0.25, seed = 3 }}\n\n\
-         [grid]\nmodels = [\"tiny\"]\nschemes = [\"BIO\"]\nlearning_rates = [3e-3]\ndatasets = [\"toy\"]\nseeds = [1]\n\n\
+         [grid]\nmodels = [\"tiny\"]\nschemes = [\"BIO\"]\nlearning_rates = [3e-3]\ndatasets = [\"toy\"]\nseeds = [1]\n\
+         engine = [\"fused\", \"graph\"]\n\n\
          [train]\nepochs = 3\nmax_length = 32\nearly_stopping_patience = 1\ntrain_fraction = 0.5\n\n\
          [schedule]\ndevices = \"cpu\"\nthreads_per_run = 1\n",
         out = tmp.path().join("results").display(),
@@ -741,6 +743,12 @@ fn a_folded_sweep_records_folds_subsamples_and_early_stopping() {
         seen.push(fold);
         let details = &result["details"];
         assert_eq!(details["split"]["fold"], fold);
+        assert_eq!(details["engine"], result["params"]["engine"]);
+        assert_eq!(details["precision"], "fp32");
+        match details["engine"].as_str().unwrap() {
+            "graph" => assert_eq!(details["transfers_per_step"], serde_json::json!({"to_device": 1, "to_host": 1})),
+            _ => assert!(details["transfers_per_step"].is_null(), "{details}"),
+        }
         assert_eq!(details["split"]["train_fraction"], 0.5);
         // The fold's test and validation parts, and half of its train part (nested order kept).
         let split: serde_json::Value = serde_json::from_str(&read("split.json")).unwrap();
@@ -762,7 +770,7 @@ fn a_folded_sweep_records_folds_subsamples_and_early_stopping() {
         }
     }
     seen.sort_unstable();
-    assert_eq!(seen, [0, 1]);
+    assert_eq!(seen, [0, 0, 1, 1]);
 }
 
 // ---------------------------------------------------------------------------------------
