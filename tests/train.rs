@@ -871,11 +871,14 @@ fn graph_engine_learns_the_toy_corpus_in_every_precision() {
         assert_eq!(outcome.skipped_steps, 0, "{precision:?}");
         if precision == Precision::Bf16 {
             let again = run_toy(&dir, &cfg, &mut Vec::new());
-            assert_eq!(step_losses(&events), step_losses(&{
-                let mut e = Vec::new();
-                run_toy(&dir, &cfg, &mut e);
-                e
-            }));
+            assert_eq!(
+                step_losses(&events),
+                step_losses(&{
+                    let mut e = Vec::new();
+                    run_toy(&dir, &cfg, &mut e);
+                    e
+                })
+            );
             assert_eq!(again.test_pred, outcome.test_pred);
         }
     }

@@ -24,7 +24,7 @@ pub struct Dropout {
 
 #[derive(Debug, Clone)]
 enum Source {
-    Host(ChaCha8Rng),
+    Host(Box<ChaCha8Rng>),
     Device(DeviceMasks),
 }
 
@@ -34,7 +34,7 @@ impl Dropout {
         // A distinct stream from the initialisation draws of the same seed.
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(1);
-        Dropout { source: Source::Host(rng) }
+        Dropout { source: Source::Host(Box::new(rng)) }
     }
 
     /// Masks computed on `device` for a run seed, for tensors of up to `capacity` elements

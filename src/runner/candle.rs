@@ -13,7 +13,8 @@ use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgres
 use crate::spec::{expand_env, ModelSource};
 use crate::store::{ClassScores, EpochRow, Scores, TaggedSentence};
 use crate::train::{
-    self, Engine, EvalScores, LabelAlignment, Precision, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
+    self, Engine, EvalScores, LabelAlignment, Precision, SelectMetric, TrainConfig, TrainError, TrainEvent,
+    TrainOutcome, TrainSentence,
 };
 
 /// Fine-tunes each run's model with candle on the Hugging Face Trainer's recipe.

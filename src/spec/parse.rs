@@ -136,12 +136,19 @@ impl<'a> Validator<'a> {
         };
         let refusal = engines.iter().filter_map(|e| Some((e, Engine::parse(e)?))).find_map(|(name, engine)| {
             if engine == Engine::Fused && cuda_only {
-                return Some(("engine", "the fused engine runs on the CPU only; use engine = \"graph\" or \"auto\"".into()));
+                return Some((
+                    "engine",
+                    "the fused engine runs on the CPU only; use engine = \"graph\" or \"auto\"".into(),
+                ));
             }
             let resolved = if cpu_only { engine.resolve(true) } else { engine };
             let supported = precisions_of(resolved);
             let bad = precisions.iter().find(|p| !supported.contains(&p.as_str()) && !excluded(name, p))?;
-            let via = if engine == Engine::Auto { "engine \"auto\" (the fused engine on the CPU)" } else { "the fused engine" };
+            let via = if engine == Engine::Auto {
+                "engine \"auto\" (the fused engine on the CPU)"
+            } else {
+                "the fused engine"
+            };
             let message = format!(
                 "precision \"{bad}\" is not computed by {via}, which supports {}; the graph engine \
                  (engine = \"graph\") supports {}",
@@ -151,7 +158,15 @@ impl<'a> Validator<'a> {
             Some(("precision", message))
         });
         let Some((key, message)) = refusal else { return };
-        let table = if key == "engine" { if grid.axes.iter().any(|(k, _)| k == "engine") { "grid" } else { "train" } } else { table };
+        let table = if key == "engine" {
+            if grid.axes.iter().any(|(k, _)| k == "engine") {
+                "grid"
+            } else {
+                "train"
+            }
+        } else {
+            table
+        };
         let node = match root.get(table).map(|t| t.get_ref()) {
             Some(DeValue::Table(t)) => t.get(key),
             _ => None,

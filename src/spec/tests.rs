@@ -172,7 +172,10 @@ fn a_precision_the_engine_cannot_compute_is_refused_where_it_is_asked_for() {
     let cpu = "\n[schedule]\ndevices = \"cpu\"\n";
     insta::assert_snapshot!(errors(&format!("{GOOD}\n[train]\nengine = \"fused\"\nprecision = \"bf16\"\n")));
     insta::assert_snapshot!(errors(&format!("{GOOD}{cpu}\n[train]\nprecision = \"fp16\"\n")));
-    let graph = with("datasets = [\"d\"]", "datasets = [\"d\"]\nengine = [\"fused\", \"graph\"]\nprecision = [\"fp32\", \"bf16\"]");
+    let graph = with(
+        "datasets = [\"d\"]",
+        "datasets = [\"d\"]\nengine = [\"fused\", \"graph\"]\nprecision = [\"fp32\", \"bf16\"]",
+    );
     insta::assert_snapshot!(errors(&graph));
     let cuda = "\n[schedule]\ndevices = \"cuda:0\"\n";
     insta::assert_snapshot!(errors(&format!("{GOOD}{cuda}\n[train]\nengine = \"fused\"\n")));

@@ -193,7 +193,10 @@ mod tests {
             flat.step(&gathered, lr, 0.5, &b).unwrap();
         }
         for ((name, x), (_, y)) in a.iter().zip(b.iter()) {
-            let (x, y) = (x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), y.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+            let (x, y) = (
+                x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+                y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            );
             let worst = x.iter().zip(&y).fold(0f32, |w, (p, q)| w.max((p - q).abs()));
             assert!(worst < 1e-6, "{name}: {x:?} vs {y:?}");
         }
@@ -211,7 +214,9 @@ mod tests {
         );
         let mut flat = FlatAdamW::new(&f32_params, AdamWConfig::with_weight_decay(0.0)).unwrap();
         let before = flat.snapshot();
-        let g = |n: usize, s: &[usize]| Some(Tensor::ones(s, DType::BF16, &dev).unwrap().affine(0.1, 0.0).unwrap().narrow(0, 0, n).unwrap());
+        let g = |n: usize, s: &[usize]| {
+            Some(Tensor::ones(s, DType::BF16, &dev).unwrap().affine(0.1, 0.0).unwrap().narrow(0, 0, n).unwrap())
+        };
         let grads = vec![g(2, &[2, 2]), g(2, &[2]), g(2, &[2])];
         let gathered = flat.gather(&grads).unwrap();
         flat.step(&gathered, 0.1, 1.0, &half).unwrap();

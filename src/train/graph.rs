@@ -58,7 +58,9 @@ impl GraphEngine {
         let dtype = cfg.precision.compute_dtype();
         let compute = match dtype {
             DType::F32 => model.clone(),
-            _ => TokenClassifier::new(model.config().clone(), model.labels().to_vec(), in_dtype(model.params(), dtype)?),
+            _ => {
+                TokenClassifier::new(model.config().clone(), model.labels().to_vec(), in_dtype(model.params(), dtype)?)
+            }
         };
         let mc = model.config();
         let rows = cfg.batch_size.div_ceil(cfg.grad_accum.max(1));

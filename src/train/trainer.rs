@@ -215,7 +215,11 @@ impl Splits {
 /// The engine of a run and its state.
 enum Steps {
     /// The fused CPU path: host gradient buffers reused across steps.
-    Fused { optimizer: AdamW, dropout: Dropout, grads: Vec<Vec<f32>> },
+    Fused {
+        optimizer: AdamW,
+        dropout: Dropout,
+        grads: Vec<Vec<f32>>,
+    },
     Graph(Box<GraphEngine>),
 }
 
