@@ -268,3 +268,45 @@ mod tests {
         assert_eq!(t.to_vec1::<i64>().unwrap(), targets);
     }
 }
+
+#[cfg(test)]
+mod precision_tests {
+    use super::*;
+    use crate::model::Config;
+
+    /// bf16 trains a bf16 copy of the model from f32 masters; fp32 trains the model itself.
+    #[test]
+    fn half_precision_computes_in_half_and_keeps_f32_masters() {
+        let cfg = Config::from_json(
+            r#"{"model_type": "bert", "vocab_size": 30, "hidden_size": 8, "num_hidden_layers": 1,
+            "num_attention_heads": 2, "intermediate_size": 16, "max_position_embeddings": 20,
+            "type_vocab_size": 2, "pad_token_id": 0}"#,
+            std::path::Path::new("c.json"),
+        )
+        .unwrap();
+        let labels = ["O", "B-X"].map(String::from).to_vec();
+        let model = crate::model::random_model(&cfg, &labels, 1, &Device::Cpu).unwrap();
+        let start = model.params().snapshot().unwrap();
+        let train = TrainConfig { precision: Precision::Bf16, max_length: 8, ..TrainConfig::default() };
+        let mut engine = GraphEngine::new(&model, &train, &Device::Cpu).unwrap();
+        assert!(engine.model().params().iter().all(|(_, v)| v.dtype() == DType::BF16));
+        let batch = HostBatch::new(&[vec![2, 5, 6, 3]], &cfg);
+        let outcome = engine.step(&[(batch, vec![-100, 1, 0, -100])], 2.0, 0, 1e-2, 1.0).unwrap();
+        assert!(outcome.applied && outcome.loss.is_finite());
+        // The f32 model is untouched until the masters are written into it.
+        let flat = |p: &Params| -> Vec<f32> {
+            p.iter()
+                .flat_map(|(_, v)| v.flatten_all().unwrap().to_dtype(DType::F32).unwrap().to_vec1().unwrap())
+                .collect()
+        };
+        let unchanged: Vec<f32> =
+            start.iter().flat_map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap()).collect();
+        assert_eq!(flat(model.params()), unchanged);
+        engine.write_masters(model.params()).unwrap();
+        let (masters, half) = (flat(model.params()), flat(engine.model().params()));
+        assert_ne!(masters, unchanged);
+        // The bf16 weights are the masters rounded: close, and not all equal.
+        assert!(masters.iter().zip(&half).all(|(m, h)| (m - h).abs() <= m.abs() / 128.0 + 1e-30));
+        assert_ne!(masters, half);
+    }
+}
