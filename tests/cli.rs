@@ -341,7 +341,7 @@ fn a_real_run_exports_a_model_that_predict_reads() {
     // Not sentences of the corpus: pairs of a person and a place it never has together.
     let texts = ["a met anna to uppsala today", "today and erik saw  oslo a"];
     let out = nergrid()
-        .args(["predict", "--model", model.to_str().unwrap(), "--format", "json", texts[0], texts[1]])
+        .args(["predict", "--model", model.to_str().unwrap(), "--format", "jsonl", texts[0], texts[1]])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -429,7 +429,7 @@ fn predict_cli_tags_raw_text(outcome: &train::TrainOutcome, tmp: &Path) {
     let text = "today  anna karin went to stockholm";
     let json = assert_cmd::Command::cargo_bin("nergrid")
         .unwrap()
-        .args(["predict", "--model", model, "--format", "json", text])
+        .args(["predict", "--model", model, "--format", "jsonl", text])
         .assert()
         .success()
         .get_output()

@@ -1,7 +1,8 @@
 //! Word-to-sub-word alignment of the recipe: special tokens get -100, the first sub-word of a
 //! word gets the word's label and later sub-words -100 (`First`, the study) or the word's
 //! label again (`All`). Words cut by `max_length` truncation are recorded, with the number of
-//! gold entities they break.
+//! gold entities they break; with a stride, a long sentence becomes overlapping windows instead
+//! and nothing is cut.
 
 use super::head::IGNORE_INDEX;
 use super::tokenizer::{encode_words, TokenizerError, WordEncoding};
@@ -28,6 +29,8 @@ pub enum AlignError {
     Length { words: usize, tags: usize },
     #[error(transparent)]
     Tokenizer(#[from] TokenizerError),
+    #[error("stride {stride} must be below the {room} sub-words a window of max_length holds")]
+    Stride { stride: usize, room: usize },
 }
 
 /// One sentence ready for the model.
@@ -159,6 +162,80 @@ pub fn align_sentence(
     })
 }
 
+/// Token ranges `[start, end)` of the windows of `n` tokens, `max` tokens each, overlapping by
+/// `stride` (pure): the rule of the tokenizers' `Encoding::truncate`, which the pipeline's
+/// windows follow. Needs `stride < max`.
+pub fn window_ranges(n: usize, max: usize, stride: usize) -> Vec<(usize, usize)> {
+    if n <= max {
+        return vec![(0, n)];
+    }
+    let mut ranges = Vec::new();
+    for start in (0..n).step_by(max - stride) {
+        let end = (start + max).min(n);
+        ranges.push((start, end));
+        if end == n {
+            break;
+        }
+    }
+    ranges
+}
+
+/// The window of `ranges` in which `token` is farthest from an edge (the first of equals).
+pub fn farthest_window(token: usize, ranges: &[(usize, usize)]) -> Option<usize> {
+    let margin = |&(start, end): &(usize, usize)| (token - start).min(end - 1 - token);
+    let containing = ranges.iter().enumerate().filter(|(_, r)| r.0 <= token && token < r.1);
+    containing
+        .fold(None, |best: Option<(usize, usize)>, (w, r)| match best {
+            Some((_, m)) if m >= margin(r) => best,
+            _ => Some((w, margin(r))),
+        })
+        .map(|(w, _)| w)
+}
+
+/// A sentence as overlapping windows of at most `max_length` tokens (special tokens included)
+/// that overlap by `stride` text tokens. Every window trains on its tokens' targets; a word's
+/// `first_token` is set only in the window where its first sub-word is farthest from an edge,
+/// so each word is predicted exactly once. `tokenizer` must not truncate.
+#[allow(clippy::too_many_arguments)]
+pub fn align_windows(
+    tokenizer: &Tokenizer,
+    words: &[String],
+    tags: &[String],
+    label_ids: &HashMap<String, usize>,
+    alignment: LabelAlignment,
+    max_length: usize,
+    stride: usize,
+) -> Result<Vec<AlignedSentence>, AlignError> {
+    let whole = align_sentence(tokenizer, words, Some(tags), label_ids, alignment)?;
+    let word_ids = encode_words(tokenizer, words)?.word_ids;
+    let lead = word_ids.iter().take_while(|w| w.is_none()).count();
+    let trail = word_ids[lead..].iter().rev().take_while(|w| w.is_none()).count();
+    let text = lead..whole.ids.len() - trail;
+    let room = max_length.saturating_sub(lead + trail);
+    if stride >= room {
+        return Err(AlignError::Stride { stride, room });
+    }
+    let ranges = window_ranges(text.len(), room, stride);
+    let owner: Vec<Option<usize>> =
+        whole.first_token.iter().map(|t| t.and_then(|t| farthest_window(t - lead, &ranges))).collect();
+    let windows = ranges.iter().enumerate().map(|(w, &(start, end))| {
+        let (from, to) = (lead + start, lead + end);
+        let special = |range: std::ops::Range<usize>| range.map(|i| (whole.ids[i], IGNORE_INDEX));
+        let (ids, targets): (Vec<u32>, Vec<i64>) = special(0..lead)
+            .chain((from..to).map(|i| (whole.ids[i], whole.targets[i])))
+            .chain(special(text.end..whole.ids.len()))
+            .unzip();
+        let first_token = whole
+            .first_token
+            .iter()
+            .zip(&owner)
+            .map(|(t, o)| t.filter(|_| *o == Some(w)).map(|t| t - from + lead))
+            .collect();
+        AlignedSentence { ids, targets, first_token, truncated_words: 0, entities_lost: 0 }
+    });
+    Ok(windows.collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +292,54 @@ mod tests {
         let ids = HashMap::from([("O".to_string(), 0)]);
         let err = tag_ids(&tags("O B-Z"), &ids).unwrap_err().to_string();
         assert_eq!(err, "tag \"B-Z\" of word 1 is not in the label list");
+    }
+
+    #[test]
+    fn windows_follow_the_tokenizers_rule() {
+        assert_eq!(window_ranges(5, 8, 2), vec![(0, 5)]);
+        assert_eq!(window_ranges(10, 4, 1), vec![(0, 4), (3, 7), (6, 10)]);
+        assert_eq!(window_ranges(11, 4, 1), vec![(0, 4), (3, 7), (6, 10), (9, 11)]);
+        assert_eq!(window_ranges(0, 4, 1), vec![(0, 0)]);
+    }
+
+    #[test]
+    fn a_token_belongs_to_the_window_where_it_is_farthest_from_an_edge() {
+        let ranges = window_ranges(10, 4, 2); // (0,4) (2,6) (4,8) (6,10)
+        assert_eq!(ranges, vec![(0, 4), (2, 6), (4, 8), (6, 10)]);
+        assert_eq!(farthest_window(0, &ranges), Some(0));
+        assert_eq!(farthest_window(2, &ranges), Some(0)); // margin 1 in windows 0 and 1: the first
+        assert_eq!(farthest_window(4, &ranges), Some(1));
+        assert_eq!(farthest_window(9, &ranges), Some(3));
+        assert_eq!(farthest_window(10, &ranges), None);
+    }
+
+    #[test]
+    fn long_sentences_become_windows_with_every_word_owned_once() {
+        use tokenizers::models::wordlevel::WordLevel;
+        use tokenizers::pre_tokenizers::whitespace::WhitespaceSplit;
+        use tokenizers::processors::bert::BertProcessing;
+        let words: Vec<String> = (0..9).map(|i| format!("w{i}")).collect();
+        let mut vocab: HashMap<String, u32> =
+            words.iter().enumerate().map(|(i, w)| (w.clone(), i as u32 + 3)).collect();
+        vocab.extend([("[UNK]".to_string(), 0), ("[CLS]".into(), 1), ("[SEP]".into(), 2)]);
+        let model = WordLevel::builder().vocab(vocab.into_iter().collect()).unk_token("[UNK]".into()).build().unwrap();
+        let mut tok = Tokenizer::new(model);
+        tok.with_pre_tokenizer(Some(WhitespaceSplit));
+        tok.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 2), ("[CLS]".into(), 1))));
+        let tags = tags("O B-X I-X O O B-X O O B-X");
+        let ids = HashMap::from([("O".to_string(), 0), ("B-X".to_string(), 1), ("I-X".to_string(), 2)]);
+        // 6 tokens a window, 4 of text, 2 shared: text tokens (0,4) (2,6) (4,8) (6,9).
+        let windows = align_windows(&tok, &words, &tags, &ids, LabelAlignment::First, 6, 2).unwrap();
+        assert_eq!(windows.len(), 4);
+        assert_eq!(windows[1].ids, vec![1, 5, 6, 7, 8, 2]);
+        assert_eq!(windows[1].targets, vec![-100, 2, 0, 0, 1, -100]);
+        let owners: Vec<usize> =
+            (0..9).map(|w| windows.iter().filter(|win| win.first_token[w].is_some()).count()).collect();
+        assert_eq!(owners, vec![1; 9]);
+        // Word 4 (text token 4) is 1 token from an edge in window 1, 0 in window 2.
+        assert_eq!(windows[1].first_token[4], Some(3));
+        assert!(windows.iter().all(|w| w.entities_lost == 0 && w.truncated_words == 0));
+        let err = align_windows(&tok, &words, &tags, &ids, LabelAlignment::First, 6, 4).unwrap_err();
+        assert_eq!(err.to_string(), "stride 4 must be below the 4 sub-words a window of max_length holds");
     }
 }

@@ -157,6 +157,8 @@ struct Pass<'a> {
 pub enum FastError {
     #[error("the fused CPU path needs contiguous f32 parameters on the CPU")]
     NotOnHost,
+    #[error("a sequence of {tokens} tokens does not fit the model's {positions} positions")]
+    TooLong { tokens: usize, positions: usize },
 }
 
 impl<'a> Pass<'a> {
@@ -451,6 +453,10 @@ pub fn loss_and_grads(
 /// Logits without dropout in the padded layout: [batch * seq, labels] (zeros on padding).
 pub fn logits(model: &TokenClassifier, batch: &HostBatch) -> Result<Vec<f32>, FastError> {
     let pass = Pass::new(model)?;
+    let positions = model.config().max_position_embeddings;
+    if batch.position_ids.iter().any(|&p| p as usize >= positions) {
+        return Err(FastError::TooLong { tokens: batch.seq, positions });
+    }
     let (packed, cache) = pass.forward(batch, None);
     let labels = pass.labels;
     let mut padded = vec![0.0; batch.batch * batch.seq * labels];

@@ -7,6 +7,7 @@
 //! hand-written backward pass that skips padding (tested to give the autograd path's loss and
 //! gradients).
 
+pub mod aggregate;
 pub mod align;
 mod approx;
 pub mod config;

@@ -1,6 +1,7 @@
 //! The data audit per dataset, from what the runs recorded in `details`: audit warnings
-//! (`details.audit`: a list of `{kind, message}`), entities lost to truncation, and how many
-//! distinct split manifests (`details.split.sha256`) the runs saw.
+//! (`details.audit`: a list of `{kind, message}`), entities lost to truncation (runs that cut
+//! long sentences into windows with a `stride` listed apart), and how many distinct split
+//! manifests (`details.split.sha256`) the runs saw.
 
 use std::collections::BTreeSet;
 
@@ -23,7 +24,8 @@ pub(crate) struct DatasetAudit {
     /// Runs that carry a `details.audit` list (possibly empty).
     pub audited: usize,
     pub warnings: Vec<AuditWarning>,
-    /// Per model, the most entities any run lost to truncation, per split (runs that recorded it).
+    /// Per model (and stride, for runs with windows), the most entities any run lost to
+    /// truncation, per split (runs that recorded it).
     pub truncation: Vec<(String, Vec<(String, u64)>)>,
     /// Distinct split manifest hashes, when any run recorded one.
     pub split_manifests: Option<usize>,
@@ -90,7 +92,10 @@ fn truncation(runs: &[&RunResult]) -> Vec<(String, Vec<(String, u64)>)> {
     let mut out: Vec<(String, Vec<(String, u64)>)> = Vec::new();
     for r in runs {
         let Some(lost) = r.details.get("entities_lost_to_truncation").map(loss_parts) else { continue };
-        let model = param_text(r, "model");
+        let model = match r.params.get("stride").and_then(|v| v.as_i64()) {
+            Some(stride) if stride > 0 => format!("{} (windows, stride {stride})", param_text(r, "model")),
+            _ => param_text(r, "model"),
+        };
         let most = match out.iter_mut().find(|(m, _)| *m == model) {
             Some((_, most)) => most,
             None => {
@@ -199,6 +204,12 @@ mod tests {
                 serde_json::json!({"entities_lost_to_truncation": {"test": 1, "train": 8, "test_words": 9}}),
             ),
             run("clean", "a", serde_json::json!({"audit": []})),
+            {
+                let lost = serde_json::json!({"entities_lost_to_truncation": {"test": 0, "train": 0, "test_words": 0}});
+                let mut windowed = run("clean", "a", lost);
+                windowed.params.insert("stride".into(), 32.into());
+                windowed
+            },
             run("other", "a", serde_json::json!({})),
         ];
         let got = audits(&runs);
@@ -215,7 +226,8 @@ mod tests {
         assert_eq!(got[0].truncation[2].1, parts(&[("train", 8), ("test", 3), ("test_words", 9)]));
         let md = markdown(&got);
         assert!(md.contains("- **leakage**: brackets in text (2 of 5 runs)"), "{md}");
-        assert!(md.contains("- audit warnings: none (1 of 1 runs audited)"), "{md}");
+        assert!(md.contains("- audit warnings: none (1 of 2 runs audited)"), "{md}");
+        assert!(md.contains("(most in one run): a (windows, stride 32): train 0, test 0, test_words 0\n"), "{md}");
         assert!(md.contains("- audit warnings: none recorded"), "{md}");
         assert!(md.contains("(most in one run): a: total 4; b: total 5; c: train 8, test 3, test_words 9\n"), "{md}");
     }

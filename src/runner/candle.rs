@@ -173,6 +173,7 @@ pub fn train_config(run: &RunSpec, grad_accum: usize) -> anyhow::Result<TrainCon
         max_grad_norm: run.f64_param("max_grad_norm"),
         max_length: run.usize_param("max_length"),
         label_alignment,
+        stride: run.usize_param("stride"),
         seed: run.usize_param("seed") as u64,
         select_best_by,
         early_stopping_patience: run.usize_param("early_stopping_patience"),

@@ -144,6 +144,8 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
         default: || ParamValue::Float(1.0),
         affects_results: true,
     },
+    // Issue 18 (long documents): windows with a stride instead of truncation; 0 is off.
+    TrainKey { name: "stride", kind: Kind::Int { min: 0 }, default: || ParamValue::Int(0), affects_results: true },
     // Issue 20 (the graph engine, mixed precision).
     TrainKey {
         name: "engine",
@@ -165,7 +167,7 @@ pub(crate) const ENGINES: &[&str] = &["auto", "fused", "graph"];
 /// `[train]` keys added after run ids were first pinned: a run id includes them only when
 /// their value differs from the default, so a spec that does not use them keeps its ids.
 pub(crate) const ADDED_KEYS: &[&str] =
-    &["early_stopping_patience", "early_stopping_threshold", "train_fraction", "engine", "precision"];
+    &["early_stopping_patience", "early_stopping_threshold", "train_fraction", "stride", "engine", "precision"];
 
 /// Whether `name` is one of [`ADDED_KEYS`] and `value` its default.
 pub(crate) fn is_added_default(name: &str, value: &ParamValue) -> bool {

@@ -22,6 +22,9 @@ pub struct TrainConfig {
     /// Tokens per sentence, special tokens included.
     pub max_length: usize,
     pub label_alignment: LabelAlignment,
+    /// Sub-word tokens shared by consecutive windows of a sentence longer than `max_length`;
+    /// 0 truncates such sentences instead (the study's recipe).
+    pub stride: usize,
     pub seed: u64,
     pub select_best_by: SelectMetric,
     /// Overrides every dropout probability of the model (hidden, attention, classifier).
@@ -146,6 +149,7 @@ impl Default for TrainConfig {
             max_grad_norm: 1.0,
             max_length: 256,
             label_alignment: LabelAlignment::First,
+            stride: 0,
             seed: 42,
             select_best_by: SelectMetric::F1,
             dropout: None,

@@ -1,6 +1,8 @@
 //! The epoch loop of the Hugging Face Trainer: seeded shuffling, padded batches, AdamW with
 //! clipping and a linear schedule, validation after every epoch (with early stopping when asked),
-//! the best epoch's weights restored for the single test evaluation.
+//! the best epoch's weights restored for the single test evaluation. With a `stride`, sentences
+//! longer than `max_length` become overlapping windows: each window trains, and each word is
+//! evaluated from the window where it is farthest from an edge.
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
 use super::clip::{clip_coefficient, global_norm_host};
@@ -11,7 +13,7 @@ use super::optimizer::{AdamW, AdamWConfig};
 use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 use super::schedule::LinearSchedule;
 use super::select::{best_epoch, stops_early};
-use crate::model::align::{align_sentence, AlignedSentence};
+use crate::model::align::{align_sentence, align_windows, AlignedSentence};
 use crate::model::encoder::HostBatch;
 use crate::model::fast;
 use crate::model::head::labelled_count;
@@ -72,7 +74,7 @@ pub fn train(
     let train_seconds = started.elapsed().as_secs_f64();
     let tested = run.test(&splits.test, test, evaluate, on_event)?;
     let (engine, skipped_steps, transfers_per_step) = run.finish()?;
-    let tokens = splits.train.iter().map(|s| s.ids.len()).sum::<usize>();
+    let tokens = splits.train.windows.iter().map(|s| s.ids.len()).sum::<usize>();
     let epochs_run = epochs.len();
     Ok(TrainOutcome {
         best_epoch: run.best_epoch,
@@ -136,7 +138,10 @@ fn prepare(
     check_lengths(loaded.model.config(), cfg.max_length)?;
     loaded.model = with_dropout_override(loaded.model, cfg.dropout);
     let label_ids: HashMap<String, usize> = labels.iter().enumerate().map(|(i, l)| (l.clone(), i)).collect();
-    let align = |split, sentences| align_split(&tokenizer, sentences, &label_ids, cfg, split);
+    // Windows are cut from whole sentences: a tokenizer that does not truncate.
+    let mut whole = tokenizer.clone();
+    whole.with_truncation(None).map_err(|e| TrainError::Config(format!("tokenizer without truncation: {e}")))?;
+    let align = |split, sentences| align_split(&tokenizer, &whole, sentences, &label_ids, cfg, split);
     let splits = Splits {
         train: align("train", train)?,
         validation: align("validation", validation)?,
@@ -161,7 +166,7 @@ fn check_lengths(model: &crate::model::Config, max_length: usize) -> Result<(), 
 
 /// Token ids must index the embedding table (a tokenizer from another model would not).
 fn check_vocabulary(splits: &Splits, vocab_size: usize) -> Result<(), TrainError> {
-    let all = splits.train.iter().chain(&splits.validation).chain(&splits.test);
+    let all = splits.train.windows.iter().chain(&splits.validation.windows).chain(&splits.test.windows);
     match all.flat_map(|s| s.ids.iter()).find(|&&id| id as usize >= vocab_size) {
         Some(id) => Err(TrainError::Config(format!(
             "the tokenizer produced id {id}, beyond the model's vocabulary of {vocab_size}"
@@ -177,37 +182,67 @@ fn with_dropout_override(model: TokenClassifier, dropout: Option<f64>) -> TokenC
     TokenClassifier::new(cfg, model.labels().to_vec(), model.params().clone())
 }
 
+/// Aligns a split: one window per sentence (truncated at `max_length`), or with a stride as
+/// many overlapping windows as a sentence needs (cut from `whole`, which does not truncate).
 fn align_split(
     tokenizer: &tokenizers::Tokenizer,
+    whole: &tokenizers::Tokenizer,
     sentences: &[TrainSentence],
     label_ids: &HashMap<String, usize>,
     cfg: &TrainConfig,
     split: &'static str,
-) -> Result<Vec<AlignedSentence>, TrainError> {
-    sentences
-        .iter()
-        .enumerate()
-        .map(|(index, s)| {
-            align_sentence(tokenizer, &s.words, Some(&s.tags), label_ids, cfg.label_alignment)
-                .map_err(|source| TrainError::Align { split, index, source })
-        })
-        .collect()
+) -> Result<AlignedSplit, TrainError> {
+    let mut aligned = AlignedSplit { windows: Vec::new(), sentences: Vec::with_capacity(sentences.len()) };
+    for (index, s) in sentences.iter().enumerate() {
+        let windows = match cfg.stride {
+            0 => align_sentence(tokenizer, &s.words, Some(&s.tags), label_ids, cfg.label_alignment).map(|a| vec![a]),
+            stride => align_windows(whole, &s.words, &s.tags, label_ids, cfg.label_alignment, cfg.max_length, stride),
+        };
+        let windows = windows.map_err(|source| TrainError::Align { split, index, source })?;
+        let first = aligned.windows.len();
+        aligned.windows.extend(windows);
+        aligned.sentences.push(first..aligned.windows.len());
+    }
+    Ok(aligned)
+}
+
+/// A split's windows (one per sentence without a stride) and each sentence's windows.
+struct AlignedSplit {
+    windows: Vec<AlignedSentence>,
+    sentences: Vec<std::ops::Range<usize>>,
+}
+
+impl AlignedSplit {
+    /// Per sentence and word, the prediction of the one window that has the word's first
+    /// sub-word (`None` for words without one).
+    fn sentence_words(&self, per_window: &[Vec<Option<usize>>]) -> Vec<Vec<Option<usize>>> {
+        self.sentences
+            .iter()
+            .map(|range| {
+                let mut words = per_window[range.start].clone();
+                for window in &per_window[range.start + 1..range.end] {
+                    words.iter_mut().zip(window).for_each(|(w, p)| *w = w.or(*p));
+                }
+                words
+            })
+            .collect()
+    }
 }
 
 struct Splits {
-    train: Vec<AlignedSentence>,
-    validation: Vec<AlignedSentence>,
-    test: Vec<AlignedSentence>,
+    train: AlignedSplit,
+    validation: AlignedSplit,
+    test: AlignedSplit,
 }
 
 impl Splits {
     fn truncation(&self) -> TruncationLoss {
-        let lost = |split: &[AlignedSentence]| split.iter().map(|s| s.entities_lost).sum();
+        let lost = |split: &AlignedSplit| split.windows.iter().map(|s| s.entities_lost).sum();
         TruncationLoss {
             train: lost(&self.train),
             validation: lost(&self.validation),
             test: lost(&self.test),
-            test_words: self.test.iter().map(|s| s.truncated_words).sum(),
+            test_words: self.test.windows.iter().map(|s| s.truncated_words).sum(),
         }
     }
 }
@@ -271,7 +306,7 @@ impl<'a> Run<'a> {
         device: &Device,
         splits: &Splits,
     ) -> Result<Run<'a>, TrainError> {
-        let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
+        let total = cfg.epochs * steps_per_epoch(splits.train.windows.len(), cfg.batch_size);
         let steps = match choose_engine(cfg, &model, device)? {
             Engine::Fused => Steps::Fused {
                 optimizer: AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?,
@@ -384,13 +419,13 @@ impl<'a> Run<'a> {
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<EpochRecord, TrainError> {
         let started = Instant::now();
-        let order = epoch_order(splits.train.len(), self.cfg.seed, epoch);
+        let order = epoch_order(splits.train.windows.len(), self.cfg.seed, epoch);
         let batches: Vec<&[usize]> = order.chunks(self.cfg.batch_size).collect();
         on_event(TrainEvent::EpochStart { epoch, steps: batches.len() });
         let (mut loss_sum, mut lr) = (0.0, 0.0);
         for batch in &batches {
             lr = self.schedule.lr(self.scheduled);
-            let loss = self.optimizer_step(batch, &splits.train, lr, epoch)?;
+            let loss = self.optimizer_step(batch, &splits.train.windows, lr, epoch)?;
             loss_sum += loss;
             self.step += 1;
             on_event(TrainEvent::Step {
@@ -402,7 +437,7 @@ impl<'a> Run<'a> {
             });
         }
         let seconds = started.elapsed().as_secs_f64();
-        let tokens: usize = splits.train.iter().map(|s| s.ids.len()).sum();
+        let tokens: usize = splits.train.windows.iter().map(|s| s.ids.len()).sum();
         let eval_started = Instant::now();
         let (val, val_loss) = self.validate(&splits.validation, validation, evaluate)?;
         Ok(EpochRecord {
@@ -458,15 +493,16 @@ impl<'a> Run<'a> {
     /// Scores the validation split: word-level tags at first sub-words of kept words.
     fn validate(
         &self,
-        aligned: &[AlignedSentence],
+        aligned: &AlignedSplit,
         sentences: &[TrainSentence],
         evaluate: Evaluate,
     ) -> Result<(EvalScores, f64), TrainError> {
-        if aligned.is_empty() {
+        if aligned.windows.is_empty() {
             return Ok((EvalScores::default(), f64::NAN));
         }
-        let SplitPrediction { words: predicted, loss } = self.predict(aligned)?;
-        let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
+        let SplitPrediction { words, loss } = self.predict(&aligned.windows)?;
+        let predicted = aligned.sentence_words(&words);
+        let (gold, pred) = kept_words(sentences, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
         Ok((scores, loss))
     }
@@ -474,15 +510,16 @@ impl<'a> Run<'a> {
     /// Scores the test split once with the restored weights.
     fn test(
         &self,
-        aligned: &[AlignedSentence],
+        aligned: &AlignedSplit,
         sentences: &[TrainSentence],
         evaluate: Evaluate,
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
-        let SplitPrediction { words: predicted, .. } = self.predict(aligned)?;
-        let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
-        let scores = match aligned.is_empty() {
+        let SplitPrediction { words, .. } = self.predict(&aligned.windows)?;
+        let predicted = aligned.sentence_words(&words);
+        let (gold, pred) = kept_words(sentences, &predicted, self.model.labels());
+        let scores = match aligned.windows.is_empty() {
             true => EvalScores::default(),
             false => evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?,
         };
@@ -555,23 +592,15 @@ fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> R
 
 /// Gold and predicted tags of the words that kept a sub-word (the recipe drops the rest).
 fn kept_words(
-    aligned: &[AlignedSentence],
     sentences: &[TrainSentence],
     predicted: &[Vec<Option<usize>>],
     labels: &[String],
 ) -> (Vec<Vec<String>>, Vec<Vec<String>>) {
-    aligned
+    sentences
         .iter()
-        .zip(sentences)
         .zip(predicted)
-        .map(|((a, s), p)| {
-            a.first_token
-                .iter()
-                .zip(&s.tags)
-                .zip(p)
-                .filter(|((first, _), _)| first.is_some())
-                .map(|((_, gold), pred)| (gold.clone(), labels[pred.unwrap_or(0)].clone()))
-                .unzip()
+        .map(|(s, p)| {
+            s.tags.iter().zip(p).filter_map(|(gold, pred)| pred.map(|c| (gold.clone(), labels[c].clone()))).unzip()
         })
         .unzip()
 }
