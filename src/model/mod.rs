@@ -23,6 +23,7 @@ pub(crate) mod ops;
 pub mod params;
 pub mod predict;
 pub mod tokenizer;
+pub mod transfer;
 
 pub use align::{AlignedSentence, LabelAlignment};
 pub use config::{Activation, Architecture, Config, ConfigError};

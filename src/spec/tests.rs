@@ -160,3 +160,29 @@ fn dataset_split_rule_out_of_range_and_two_sources() {
         "path = \"d.jsonl\"\nhub = \"org/d\"\nsplit = { test = 1.5, seed = 1 }"
     )));
 }
+
+#[test]
+fn unknown_engine_and_precision_name_the_allowed_values() {
+    let text = format!("{GOOD}\n[train]\nengine = \"gpu\"\nprecision = \"fp8\"\n");
+    insta::assert_snapshot!(errors(&text));
+}
+
+#[test]
+fn a_precision_the_engine_cannot_compute_is_refused_where_it_is_asked_for() {
+    let cpu = "\n[schedule]\ndevices = \"cpu\"\n";
+    insta::assert_snapshot!(errors(&format!("{GOOD}\n[train]\nengine = \"fused\"\nprecision = \"bf16\"\n")));
+    insta::assert_snapshot!(errors(&format!("{GOOD}{cpu}\n[train]\nprecision = \"fp16\"\n")));
+    let graph = with(
+        "datasets = [\"d\"]",
+        "datasets = [\"d\"]\nengine = [\"fused\", \"graph\"]\nprecision = [\"fp32\", \"bf16\"]",
+    );
+    insta::assert_snapshot!(errors(&graph));
+    let cuda = "\n[schedule]\ndevices = \"cuda:0\"\n";
+    insta::assert_snapshot!(errors(&format!("{GOOD}{cuda}\n[train]\nengine = \"fused\"\n")));
+    let excluded = graph.replace("[grid]", "[grid]\nexclude = [{ engine = \"fused\", precision = \"bf16\" }]");
+    parse(Path::new("x.toml"), &excluded).unwrap();
+    // Where the graph engine runs, every precision is computed.
+    parse(Path::new("x.toml"), &format!("{GOOD}{cpu}\n[train]\nengine = \"graph\"\nprecision = \"fp16\"\n")).unwrap();
+    parse(Path::new("x.toml"), &format!("{GOOD}\n[train]\nprecision = \"bf16\"\n")).unwrap();
+    parse(Path::new("x.toml"), &format!("{GOOD}{cpu}\n[train]\nprecision = \"tf32\"\n")).unwrap();
+}

@@ -92,6 +92,12 @@ pub struct TrainOutcome {
     /// Non-padding tokens of one pass over the training split.
     pub train_tokens_per_epoch: usize,
     pub test_seconds: f64,
-    /// The model with the best epoch's weights.
+    /// The engine that computed the steps (`Auto` resolved).
+    pub engine: super::Engine,
+    /// fp16 optimizer steps skipped because a gradient overflowed (loss scaling).
+    pub skipped_steps: usize,
+    /// Graph engine: the most host <-> device copies one optimizer step made.
+    pub transfers_per_step: Option<crate::model::transfer::Transfers>,
+    /// The model with the best epoch's weights (f32).
     pub model: TokenClassifier,
 }

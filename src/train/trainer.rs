@@ -5,9 +5,10 @@
 //! evaluated from the window where it is farthest from an edge.
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
-use super::clip::{clip_coefficient, global_norm, global_norm_host};
-use super::config::TrainConfig;
+use super::clip::{clip_coefficient, global_norm_host};
+use super::config::{precisions_of, Engine, Precision, TrainConfig};
 use super::error::TrainError;
+use super::graph::{read_loss, GraphEngine};
 use super::optimizer::{AdamW, AdamWConfig};
 use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 use super::schedule::LinearSchedule;
@@ -16,7 +17,8 @@ use crate::model::align::AlignedSentence;
 use crate::model::encoder::HostBatch;
 use crate::model::fused;
 use crate::model::head::labelled_count;
-use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
+use crate::model::transfer::Transfers;
+use crate::model::{masked_cross_entropy, Dropout, TokenClassifier};
 use candle_core::{Device, Tensor, D};
 use std::time::Instant;
 
@@ -105,6 +107,7 @@ pub fn train(
     let epochs = run.epochs(splits, evaluate, on_event)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let tested = run.test(&splits.test, &splits.test_tags, evaluate, on_event)?;
+    let (engine, skipped_steps, transfers_per_step) = run.finish()?;
     let tokens = splits.train.windows.iter().map(|s| s.ids.len()).sum::<usize>();
     Ok(TrainOutcome {
         best_epoch: run.best_epoch,
@@ -119,6 +122,9 @@ pub fn train(
         train_tokens_per_epoch: tokens,
         test_seconds: tested.seconds,
         epochs,
+        engine,
+        skipped_steps,
+        transfers_per_step,
         model: run.model,
     })
 }
@@ -129,46 +135,120 @@ fn training_tokens_per_sec(tokens_per_epoch: usize, epochs: &[EpochRecord]) -> f
     (tokens_per_epoch * epochs.len()) as f64 / seconds.max(1e-9)
 }
 
+/// The engine of a run and its state.
+enum Steps {
+    /// The fused CPU path: host gradient buffers reused across steps.
+    Fused {
+        optimizer: AdamW,
+        dropout: Dropout,
+        grads: Vec<Vec<f32>>,
+    },
+    Graph(Box<GraphEngine>),
+}
+
 /// Mutable state of one run.
 struct Run<'a> {
+    /// The f32 model (in half precision the graph engine trains a copy and writes its f32
+    /// masters back here at the end).
     model: TokenClassifier,
     cfg: &'a TrainConfig,
-    device: &'a Device,
-    optimizer: AdamW,
+    steps: Steps,
     schedule: LinearSchedule,
-    dropout: Dropout,
+    /// Optimizer steps attempted.
     step: usize,
+    /// Optimizer steps taken (the schedule's position: skipped fp16 steps do not advance it).
+    scheduled: usize,
     best_epoch: usize,
     best_weights: Option<Vec<Tensor>>,
     /// Set when early stopping ended training after this epoch.
     stopped_epoch: Option<usize>,
-    /// Gradient buffers of the fused CPU path, reused across steps; `None` on other devices.
-    host_grads: Option<Vec<Vec<f32>>>,
+}
+
+/// The engine `cfg` asks for on `device`, refused when it cannot run there or cannot compute
+/// the precision.
+fn choose_engine(cfg: &TrainConfig, model: &TokenClassifier, device: &Device) -> Result<Engine, TrainError> {
+    let engine = match (cfg.engine, device.is_cpu() && fused::available(model)) {
+        (Engine::Auto, false) => Engine::Graph,
+        (engine, _) => engine.resolve(device.is_cpu()),
+    };
+    if engine == Engine::Fused && !device.is_cpu() {
+        return Err(TrainError::Config("the fused engine runs on the CPU only; use engine = \"graph\"".into()));
+    }
+    let supported = precisions_of(engine);
+    if !supported.contains(&cfg.precision.name()) {
+        return Err(TrainError::Config(format!(
+            "the {} engine computes precision {}, not {}; engine = \"graph\" computes {}",
+            engine.name(),
+            supported.join(", "),
+            cfg.precision.name(),
+            precisions_of(Engine::Graph).join(", ")
+        )));
+    }
+    Ok(engine)
 }
 
 impl<'a> Run<'a> {
     fn new(
         model: TokenClassifier,
         cfg: &'a TrainConfig,
-        device: &'a Device,
+        device: &Device,
         splits: &AlignedSplits,
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.windows.len(), cfg.batch_size);
-        let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
-        let host_grads = fused::available(&model).then(|| fused::zero_grads(model.params()));
+        let steps = match choose_engine(cfg, &model, device)? {
+            Engine::Fused => Steps::Fused {
+                optimizer: AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?,
+                dropout: Dropout::new(cfg.seed),
+                grads: fused::zero_grads(model.params()),
+            },
+            _ => Steps::Graph(Box::new(GraphEngine::new(&model, cfg, device)?)),
+        };
         Ok(Run {
             schedule: LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_steps, cfg.warmup_ratio),
-            optimizer,
-            dropout: Dropout::new(cfg.seed),
+            steps,
             model,
             cfg,
-            device,
             step: 0,
+            scheduled: 0,
             best_epoch: 0,
             best_weights: None,
             stopped_epoch: None,
-            host_grads,
         })
+    }
+
+    /// The engine that ran, fp16 steps skipped, and (graph engine) the most copies of a step;
+    /// leaves the f32 weights in `self.model`.
+    fn finish(&self) -> Result<(Engine, usize, Option<Transfers>), TrainError> {
+        match &self.steps {
+            Steps::Fused { .. } => Ok((Engine::Fused, 0, None)),
+            Steps::Graph(g) => {
+                g.write_masters(self.model.params())?;
+                Ok((Engine::Graph, g.skipped_steps(), Some(g.worst_step_transfers())))
+            }
+        }
+    }
+
+    /// The weights as they are now (the f32 masters on the graph engine).
+    fn snapshot(&self) -> Result<Vec<Tensor>, TrainError> {
+        match &self.steps {
+            Steps::Fused { .. } => Ok(self.model.params().snapshot()?),
+            Steps::Graph(g) => Ok(g.snapshot()),
+        }
+    }
+
+    fn restore(&mut self, weights: &[Tensor]) -> Result<(), TrainError> {
+        match &mut self.steps {
+            Steps::Fused { .. } => Ok(self.model.params().restore(weights)?),
+            Steps::Graph(g) => Ok(g.restore(weights)?),
+        }
+    }
+
+    /// The model evaluation runs (in the compute dtype on the graph engine), and the engine.
+    fn predict(&self, aligned: &[AlignedSentence]) -> Result<SplitPrediction, TrainError> {
+        match &self.steps {
+            Steps::Fused { .. } => predict_split(&self.model, aligned, self.cfg.eval_batch_size, &Device::Cpu),
+            Steps::Graph(g) => predict_on_graph(g, aligned, self.cfg.eval_batch_size),
+        }
     }
 
     /// Trains every epoch, validating after each; leaves the best epoch's weights loaded.
@@ -192,7 +272,7 @@ impl<'a> Run<'a> {
             }
         }
         if let Some(weights) = self.best_weights.take() {
-            self.model.params().restore(&weights)?;
+            self.restore(&weights)?;
         }
         on_event(TrainEvent::BestEpoch { epoch: self.best_epoch });
         Ok(records)
@@ -211,7 +291,7 @@ impl<'a> Run<'a> {
             // The last epoch's weights are the live ones: no copy needed if it stays best.
             self.best_weights = match last == self.cfg.epochs {
                 true => None,
-                false => Some(self.model.params().snapshot()?),
+                false => Some(self.snapshot()?),
             };
         }
         Ok(())
@@ -230,7 +310,7 @@ impl<'a> Run<'a> {
         on_event(TrainEvent::EpochStart { epoch, steps: batches.len() });
         let (mut loss_sum, mut lr) = (0.0, 0.0);
         for batch in &batches {
-            lr = self.schedule.lr(self.step);
+            lr = self.schedule.lr(self.scheduled);
             let loss = self.optimizer_step(batch, &splits.train.windows, lr, epoch)?;
             loss_sum += loss;
             self.step += 1;
@@ -271,75 +351,29 @@ impl<'a> Run<'a> {
         let denominator = labelled.max(1) as f64;
         let micro = micro_batches(batch, self.cfg.grad_accum);
         let non_finite = TrainError::NonFiniteLoss { epoch, step: self.step + 1 };
-        if let Some(mut grads) = self.host_grads.take() {
-            let loss = self.host_gradients(&micro, train, denominator, &mut grads);
-            let norm = global_norm_host(&grads);
-            let result = match loss {
-                Ok(loss) if !loss.is_finite() || !norm.is_finite() => Err(non_finite),
-                Ok(loss) => {
-                    let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
-                    self.optimizer.step_host(&grads, lr, scale).map(|_| loss).map_err(TrainError::from)
-                }
-                Err(e) => Err(e),
-            };
-            self.host_grads = Some(grads);
-            return result;
-        }
-        let (loss, grads) = self.graph_gradients(&micro, train, denominator)?;
-        let present: Vec<&Tensor> = grads.iter().flatten().collect();
-        let norm = global_norm(&present)?;
-        if !loss.is_finite() || !norm.is_finite() {
-            return Err(non_finite);
-        }
-        let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
-        self.optimizer.step(&grads, lr, scale)?;
-        Ok(loss)
-    }
-
-    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fast`]).
-    fn host_gradients(
-        &mut self,
-        micro: &[&[usize]],
-        train: &[AlignedSentence],
-        denominator: f64,
-        grads: &mut [Vec<f32>],
-    ) -> Result<f64, TrainError> {
-        grads.iter_mut().for_each(|g| crate::model::kernels::zero(g));
-        let mut loss = 0.0;
-        for rows in micro {
-            let (batch, targets) = host_batch(rows, train, self.model.config());
-            let dropout = Some(&mut self.dropout);
-            loss += fused::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, grads)?;
-        }
-        Ok(loss)
-    }
-
-    /// Loss and gradients through candle's autograd (any device).
-    fn graph_gradients(
-        &mut self,
-        micro: &[&[usize]],
-        train: &[AlignedSentence],
-        denominator: f64,
-    ) -> Result<(f64, Vec<Option<Tensor>>), TrainError> {
-        let mut grads: Vec<Option<Tensor>> = vec![None; self.model.params().len()];
-        let mut loss = 0.0;
-        for rows in micro {
-            let (batch, targets) = host_batch(rows, train, self.model.config());
-            let inputs = Inputs::from_host(&batch, self.device)?;
-            let logits = self.model.forward(&inputs, Some(&mut self.dropout))?;
-            let micro_loss = masked_cross_entropy(&logits, &targets, denominator)?;
-            loss += micro_loss.to_scalar::<f32>()? as f64;
-            let mut store = micro_loss.backward()?;
-            for (slot, (_, var)) in grads.iter_mut().zip(self.model.params().iter()) {
-                if let Some(g) = store.remove(var.as_tensor()) {
-                    *slot = Some(match slot.take() {
-                        Some(acc) => (acc + g)?,
-                        None => g,
-                    });
-                }
+        if let Steps::Graph(engine) = &mut self.steps {
+            let micro: Vec<_> = micro.iter().map(|rows| host_batch(rows, train, self.model.config())).collect();
+            let outcome = engine.step(&micro, denominator, self.step as u64, lr, self.cfg.max_grad_norm)?;
+            let scaled = self.cfg.precision == Precision::Fp16;
+            if !scaled && !outcome.applied {
+                return Err(non_finite);
             }
+            self.scheduled += outcome.applied as usize;
+            return Ok(outcome.loss);
         }
-        Ok((loss, grads))
+        let Steps::Fused { optimizer, dropout, grads } = &mut self.steps else { unreachable!("graph handled above") };
+        let loss = fused_gradients(&self.model, &micro, train, denominator, dropout, grads);
+        let norm = global_norm_host(grads);
+        match loss {
+            Ok(loss) if !loss.is_finite() || !norm.is_finite() => Err(non_finite),
+            Ok(loss) => {
+                let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
+                optimizer.step_host(grads, lr, scale)?;
+                self.scheduled += 1;
+                Ok(loss)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Scores the validation split: word-level tags at first sub-words of kept words.
@@ -352,8 +386,7 @@ impl<'a> Run<'a> {
         if aligned.windows.is_empty() {
             return Ok((EvalScores::default(), f64::NAN));
         }
-        let SplitPrediction { words, loss } =
-            predict_split(&self.model, &aligned.windows, self.cfg.eval_batch_size, self.device)?;
+        let SplitPrediction { words, loss } = self.predict(&aligned.windows)?;
         let predicted = aligned.sentence_words(&words);
         let (gold, pred) = kept_words(tags, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
@@ -369,8 +402,7 @@ impl<'a> Run<'a> {
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
-        let SplitPrediction { words, .. } =
-            predict_split(&self.model, &aligned.windows, self.cfg.eval_batch_size, self.device)?;
+        let SplitPrediction { words, .. } = self.predict(&aligned.windows)?;
         let predicted = aligned.sentence_words(&words);
         let (gold, pred) = kept_words(tags, &predicted, self.model.labels());
         let scores = match aligned.windows.is_empty() {
@@ -385,6 +417,24 @@ impl<'a> Run<'a> {
             .collect();
         Ok(Tested { scores, gold: tags.to_vec(), pred: all_pred, seconds: started.elapsed().as_secs_f64() })
     }
+}
+
+/// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fused`]).
+fn fused_gradients(
+    model: &TokenClassifier,
+    micro: &[&[usize]],
+    train: &[AlignedSentence],
+    denominator: f64,
+    dropout: &mut Dropout,
+    grads: &mut [Vec<f32>],
+) -> Result<f64, TrainError> {
+    grads.iter_mut().for_each(|g| crate::model::kernels::zero(g));
+    let mut loss = 0.0;
+    for rows in micro {
+        let (batch, targets) = host_batch(rows, train, model.config());
+        loss += fused::loss_and_grads(model, &batch, &targets, denominator, Some(&mut *dropout), grads)?;
+    }
+    Ok(loss)
 }
 
 /// The test evaluation: scores on kept words, every word's gold and predicted tag.
@@ -417,7 +467,8 @@ fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> R
         let logits = fused::logits(model, batch)?;
         return Ok(Tensor::from_vec(logits, (batch.batch * batch.seq, labels), &Device::Cpu)?);
     }
-    Ok(model.forward(&Inputs::from_host(batch, device)?, None)?)
+    let inputs = crate::model::Inputs::from_host(batch, device)?;
+    Ok(model.forward(&inputs, None)?.to_dtype(candle_core::DType::F32)?)
 }
 
 /// Gold and predicted tags of the words that kept a sub-word (the recipe drops the rest).
@@ -441,22 +492,50 @@ pub fn predict_split(
     batch_size: usize,
     device: &Device,
 ) -> Result<SplitPrediction, TrainError> {
+    let mut loss_sum = 0.0;
+    let words = predict_words(aligned, batch_size, model.config(), |host, targets, weight| {
+        let logits = eval_logits(model, host, device)?;
+        let labelled = labelled_count(targets).max(1) as f64;
+        let loss = masked_cross_entropy(&logits, targets, labelled)?.to_scalar::<f32>()?;
+        loss_sum += loss as f64 * weight;
+        Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+    })?;
+    Ok(SplitPrediction { words, loss: loss_sum / aligned.len().max(1) as f64 })
+}
+
+/// [`predict_split`] on the graph engine: per batch only the class ids come back, the loss
+/// once at the end.
+fn predict_on_graph(
+    engine: &GraphEngine,
+    aligned: &[AlignedSentence],
+    batch_size: usize,
+) -> Result<SplitPrediction, TrainError> {
+    let mut loss_sum = None;
+    let words = predict_words(aligned, batch_size, engine.model().config(), |host, targets, weight| {
+        Ok(engine.classify(host, targets, weight, &mut loss_sum)?)
+    })?;
+    Ok(SplitPrediction { words, loss: read_loss(loss_sum)? / aligned.len().max(1) as f64 })
+}
+
+/// Each word's class at its first sub-word, from `classify(batch, targets, sentences in the
+/// batch)` -> the class id of every position, over length-grouped batches.
+fn predict_words(
+    aligned: &[AlignedSentence],
+    batch_size: usize,
+    cfg: &crate::model::Config,
+    mut classify: impl FnMut(&HostBatch, &[i64], f64) -> Result<Vec<u32>, TrainError>,
+) -> Result<Vec<Vec<Option<usize>>>, TrainError> {
     let lengths: Vec<usize> = aligned.iter().map(|s| s.ids.len()).collect();
     let mut predicted = vec![Vec::new(); aligned.len()];
-    let mut loss_sum = 0.0;
     for batch in eval_batches(&lengths, batch_size) {
-        let (host, targets) = host_batch(&batch, aligned, model.config());
-        let logits = eval_logits(model, &host, device)?;
-        let labelled = labelled_count(&targets).max(1) as f64;
-        let loss = masked_cross_entropy(&logits, &targets, labelled)?.to_scalar::<f32>()?;
-        loss_sum += loss as f64 * batch.len() as f64;
-        let classes = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let (host, targets) = host_batch(&batch, aligned, cfg);
+        let classes = classify(&host, &targets, batch.len() as f64)?;
         for (row, &i) in batch.iter().enumerate() {
             predicted[i] =
                 aligned[i].first_token.iter().map(|t| t.map(|t| classes[row * host.seq + t] as usize)).collect();
         }
     }
-    Ok(SplitPrediction { words: predicted, loss: loss_sum / aligned.len().max(1) as f64 })
+    Ok(predicted)
 }
 
 #[cfg(test)]
