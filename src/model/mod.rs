@@ -9,6 +9,7 @@
 
 pub mod align;
 mod approx;
+pub mod bf16;
 pub mod config;
 pub mod dropout;
 pub mod encoder;

@@ -226,7 +226,7 @@ impl Predictor {
         let logits = match fast::available(&self.model) {
             true => {
                 let labels = self.model.labels().len();
-                let logits = fast::logits(&self.model, &batch)?;
+                let logits = fast::logits(super::kernels::Products::F32, &self.model, &batch)?;
                 Tensor::from_vec(logits, (ids.len(), labels), &Device::Cpu)?
             }
             false => self.model.forward(&Inputs::from_host(&batch, &self.device)?, None)?,

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use super::id::{params_hash, slug};
-use crate::spec::{ParamValue, Spec, TRAIN_KEYS};
+use crate::spec::{ParamValue, Spec, TrainKey, ID_ONLY_WHEN_SET, TRAIN_KEYS};
 
 /// One run of the grid with its stable id and every resolved parameter.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -97,7 +97,9 @@ fn with_defaults(spec: &Spec, combo: BTreeMap<String, ParamValue>) -> BTreeMap<S
 
 /// Id from the parameters that change results, the model's source and the dataset's table.
 fn run_id(spec: &Spec, params: &BTreeMap<String, ParamValue>, axes: &[String]) -> String {
-    let skip: BTreeSet<&str> = TRAIN_KEYS.iter().filter(|k| !k.affects_results).map(|k| k.name).collect();
+    let at_default = |k: &TrainKey| ID_ONLY_WHEN_SET.contains(&k.name) && params.get(k.name) == Some(&(k.default)());
+    let skip: BTreeSet<&str> =
+        TRAIN_KEYS.iter().filter(|k| !k.affects_results || at_default(k)).map(|k| k.name).collect();
     let mut canonical: BTreeMap<String, String> =
         params.iter().filter(|(k, _)| !skip.contains(k.as_str())).map(|(k, v)| (k.clone(), v.canonical())).collect();
     let model = params.get("model").and_then(|m| m.as_str()).and_then(|m| spec.models.get(m));

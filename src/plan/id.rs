@@ -52,6 +52,7 @@ fn abbreviation(key: &str) -> &str {
         "label_alignment" => "al",
         "select_best_by" => "sel",
         "save_model" => "save",
+        "precision" => "",
         other => other,
     }
 }

@@ -12,6 +12,7 @@ use crate::plan::RunSpec;
 use crate::schedule::{FailureKind, RunContext, RunFailure, RunOutput, RunProgress, Trainer};
 use crate::spec::{expand_env, ModelSource};
 use crate::store::{ClassScores, EpochRow, Scores, TaggedSentence};
+use crate::train::config::Precision;
 use crate::train::{
     self, EvalScores, LabelAlignment, SelectMetric, TrainConfig, TrainError, TrainEvent, TrainOutcome, TrainSentence,
 };
@@ -70,6 +71,7 @@ impl Trainer for CandleTrainer {
                 ));
             }
             TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
+            TrainEvent::Kernels { note, .. } => log(note),
             _ => {}
         };
         let (tr, va, te) = (sentences(&data.train), sentences(&data.validation), sentences(&data.test));
@@ -143,6 +145,7 @@ pub fn train_config(run: &RunSpec, grad_accum: usize) -> anyhow::Result<TrainCon
         label_alignment,
         seed: run.usize_param("seed") as u64,
         select_best_by,
+        precision: Precision::parse(run.str_param("precision")).unwrap_or_default(),
         ..TrainConfig::default()
     };
     match cfg.invalid() {
@@ -224,6 +227,8 @@ fn output(run: &RunSpec, data: &RunData, outcome: &TrainOutcome, cfg: &TrainConf
         "missing_tensors": outcome.missing_tensors,
         "unexpected_tensors": outcome.unexpected_tensors,
         "micro_batch": micro_batch,
+        "precision": outcome.precision,
+        "kernels": outcome.kernels,
         "grad_accum": cfg.grad_accum,
         "train_tokens_per_epoch": outcome.train_tokens_per_epoch,
         "test_seconds": outcome.test_seconds,

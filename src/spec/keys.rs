@@ -120,8 +120,32 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
         default: || ParamValue::Str("f1".into()),
         affects_results: true,
     },
+    TrainKey {
+        name: "precision",
+        kind: Kind::Choice(&["fp32", "tf32", "bf16", "fp16"]),
+        default: || ParamValue::Str("fp32".into()),
+        affects_results: true,
+    },
     TrainKey { name: "save_model", kind: Kind::Bool, default: || ParamValue::Bool(false), affects_results: false },
 ];
+
+/// Keys added after results existed: left out of the run id at their default, so the ids of
+/// earlier runs (and their resume) do not change.
+pub(crate) const ID_ONLY_WHEN_SET: &[&str] = &["precision"];
+
+/// Why a value the key's kind allows cannot run in this build, for the key at `path`
+/// (`train.precision`, `grid.precision[1]`).
+pub(crate) fn refused(path: &str, value: &str) -> Option<String> {
+    let key = path.rsplit('.').next().and_then(|k| k.split('[').next());
+    match (key, value) {
+        (Some("precision"), "fp16") => Some(
+            "unsupported value \"fp16\" (the fused CPU engine computes \"fp32\", \"tf32\" and \"bf16\"; \
+             fp16 has no CPU kernels)"
+                .into(),
+        ),
+        _ => None,
+    }
+}
 
 pub(crate) fn train_key(name: &str) -> Option<&'static TrainKey> {
     TRAIN_KEYS.iter().find(|k| k.name == name)

@@ -16,5 +16,5 @@ pub use error::{SpecError, SpecErrors, SpecLoadError};
 pub use model::{format_float, DatasetEntry, Experiment, Grid, ModelSource, ParamValue, ScheduleSpec, SlurmSpec, Spec};
 pub use parse::{load, parse};
 
-pub(crate) use keys::TRAIN_KEYS;
+pub(crate) use keys::{TrainKey, ID_ONLY_WHEN_SET, TRAIN_KEYS};
 pub use parse::parse_duration;

@@ -338,7 +338,10 @@ impl<'a> Validator<'a> {
             (Kind::Bool, DeValue::Boolean(b)) => Some(ParamValue::Bool(*b)),
             (Kind::Text, DeValue::String(s)) if !s.is_empty() => Some(ParamValue::Str(s.to_string())),
             (Kind::Choice(choices), DeValue::String(s)) => {
-                if choices.contains(&s.as_ref()) {
+                if let Some(why) = keys::refused(path, s).filter(|_| choices.contains(&s.as_ref())) {
+                    self.err(node.span(), path, why);
+                    None
+                } else if choices.contains(&s.as_ref()) {
                     Some(ParamValue::Str(s.to_string()))
                 } else {
                     let hint = closest(s, choices).map(|c| format!("did you mean \"{c}\"? ")).unwrap_or_default();

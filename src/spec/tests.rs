@@ -44,6 +44,18 @@ fn unknown_top_level_table() {
 }
 
 #[test]
+fn fp16_precision_is_refused_where_it_is_written() {
+    let text = with("datasets = [\"d\"]", "datasets = [\"d\"]\nprecision = [\"bf16\", \"fp16\"]");
+    assert_eq!(
+        errors(&text),
+        "experiments/bad.toml:16:22: grid.precision[1]: unsupported value \"fp16\" (the fused CPU engine computes \
+         \"fp32\", \"tf32\" and \"bf16\"; fp16 has no CPU kernels)"
+    );
+    let ok = with("datasets = [\"d\"]", "datasets = [\"d\"]\nprecision = [\"fp32\", \"tf32\", \"bf16\"]");
+    parse(Path::new("x.toml"), &ok).unwrap();
+}
+
+#[test]
 fn unknown_grid_key_suggests_closest() {
     insta::assert_snapshot!(errors(&with("learning_rates =", "learning_rate =")));
 }

@@ -28,6 +28,39 @@ pub struct TrainConfig {
     pub dropout: Option<f64>,
     /// Sentences per evaluation batch.
     pub eval_batch_size: usize,
+    /// How the matrix products compute.
+    pub precision: Precision,
+}
+
+/// The `precision` key: what the matrix products of training and evaluation compute in.
+/// Master weights, optimizer state, norms, softmax, activations and the loss stay f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// Reduced-precision f32 products on GPUs; the same as `Fp32` on the CPU.
+    Tf32,
+    /// bf16 operands, f32 accumulation.
+    Bf16,
+    Fp16,
+}
+
+impl Precision {
+    pub const ALL: [Precision; 4] = [Precision::Fp32, Precision::Tf32, Precision::Bf16, Precision::Fp16];
+
+    /// The spelling of the spec and of `result.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Precision> {
+        Precision::ALL.into_iter().find(|p| p.name() == name)
+    }
 }
 
 impl Default for TrainConfig {
@@ -47,6 +80,7 @@ impl Default for TrainConfig {
             select_best_by: SelectMetric::F1,
             dropout: None,
             eval_batch_size: 16,
+            precision: Precision::Fp32,
         }
     }
 }

@@ -60,6 +60,13 @@ pub enum TrainEvent {
         epoch: usize,
     },
     TestScored(EvalScores),
+    /// How the matrix products compute: the `precision` key, the kernel family that runs
+    /// them and a line for the run's log.
+    Kernels {
+        precision: &'static str,
+        family: String,
+        note: String,
+    },
 }
 
 /// Gold entities broken by `max_length` truncation, per split.
@@ -95,6 +102,11 @@ pub struct TrainOutcome {
     pub test_seconds: f64,
     pub missing_tensors: Vec<String>,
     pub unexpected_tensors: Vec<String>,
+    /// The `precision` key the run computed with.
+    pub precision: &'static str,
+    /// The kernel family of the matrix products (`amx`, `avx512_bf16`, `emulated`, or the f32
+    /// kernels' name).
+    pub kernels: String,
     /// The model with the best epoch's weights.
     pub model: TokenClassifier,
     pub tokenizer: tokenizers::Tokenizer,

@@ -4,16 +4,18 @@
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
 use super::clip::{clip_coefficient, global_norm, global_norm_host};
-use super::config::TrainConfig;
+use super::config::{Precision, TrainConfig};
 use super::error::TrainError;
 use super::optimizer::{AdamW, AdamWConfig};
 use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 use super::schedule::LinearSchedule;
 use super::select::best_epoch;
 use crate::model::align::{align_sentence, AlignedSentence};
+use crate::model::bf16;
 use crate::model::encoder::HostBatch;
 use crate::model::fast;
 use crate::model::head::labelled_count;
+use crate::model::kernels::Products;
 use crate::model::load::{load_model, resolve, LoadedModel};
 use crate::model::tokenizer::load_tokenizer;
 use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
@@ -62,6 +64,12 @@ pub fn train(
         unexpected: unexpected.clone(),
     });
     let mut run = Run::new(model, cfg, device, &splits)?;
+    let kernels = run.kernels.clone();
+    on_event(TrainEvent::Kernels {
+        precision: cfg.precision.name(),
+        family: kernels.family.clone(),
+        note: kernels.note,
+    });
     let started = Instant::now();
     let epochs = run.epochs(&splits, validation, evaluate, on_event)?;
     let train_seconds = started.elapsed().as_secs_f64();
@@ -81,6 +89,8 @@ pub fn train(
         test_seconds: tested.seconds,
         missing_tensors: missing,
         unexpected_tensors: unexpected,
+        precision: cfg.precision.name(),
+        kernels: kernels.family,
         model: run.model,
         tokenizer,
         source: files,
@@ -214,6 +224,45 @@ struct Run<'a> {
     best_weights: Option<Vec<Tensor>>,
     /// Gradient buffers of the fused CPU path, reused across steps; `None` on other devices.
     host_grads: Option<Vec<Vec<f32>>>,
+    kernels: Kernels,
+}
+
+/// How a run's matrix products compute and which kernels do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kernels {
+    products: Products,
+    /// The family's name for `result.json`.
+    family: String,
+    /// The line `log.txt` gets.
+    note: String,
+}
+
+/// The kernels for `precision` on the fused CPU path (`fused`) or candle's graph, with the
+/// bf16 family `select` gives.
+fn kernels(
+    precision: Precision,
+    fused: bool,
+    select: impl FnOnce() -> Result<bf16::Selection, String>,
+) -> Result<Kernels, TrainError> {
+    let f32_kernels = |family: &str| Kernels {
+        products: Products::F32,
+        family: family.to_string(),
+        note: format!("matrix products: {} in f32 ({family})", precision.name()),
+    };
+    match (precision, fused) {
+        (Precision::Fp32 | Precision::Tf32, true) => Ok(f32_kernels(bf16::f32_family())),
+        (Precision::Fp32, false) => Ok(f32_kernels("candle")),
+        (Precision::Bf16, true) => {
+            let selection = select().map_err(TrainError::Config)?;
+            let family = selection.family.name().to_string();
+            Ok(Kernels { products: Products::Bf16(selection.family), family, note: selection.note })
+        }
+        (other, _) => Err(TrainError::Config(format!(
+            "precision {} is not computed on this device (the fused CPU engine computes fp32, tf32 and bf16; \
+             the candle graph path fp32)",
+            other.name()
+        ))),
+    }
 }
 
 impl<'a> Run<'a> {
@@ -226,7 +275,9 @@ impl<'a> Run<'a> {
         let total = cfg.epochs * steps_per_epoch(splits.train.len(), cfg.batch_size);
         let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
         let host_grads = fast::available(&model).then(|| fast::zero_grads(model.params()));
+        let kernels = kernels(cfg.precision, host_grads.is_some(), bf16::select)?;
         Ok(Run {
+            kernels,
             schedule: LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_steps, cfg.warmup_ratio),
             optimizer,
             dropout: Dropout::new(cfg.seed),
@@ -374,7 +425,15 @@ impl<'a> Run<'a> {
         for rows in micro {
             let (batch, targets) = host_batch(rows, train, self.model.config());
             let dropout = Some(&mut self.dropout);
-            loss += fast::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, grads)?;
+            loss += fast::loss_and_grads(
+                self.kernels.products,
+                &self.model,
+                &batch,
+                &targets,
+                denominator,
+                dropout,
+                grads,
+            )?;
         }
         Ok(loss)
     }
@@ -418,7 +477,7 @@ impl<'a> Run<'a> {
             return Ok((EvalScores::default(), f64::NAN));
         }
         let SplitPrediction { words: predicted, loss } =
-            predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
+            predict_split(self.kernels.products, &self.model, aligned, self.cfg.eval_batch_size, self.device)?;
         let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
         Ok((scores, loss))
@@ -434,7 +493,7 @@ impl<'a> Run<'a> {
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
         let SplitPrediction { words: predicted, .. } =
-            predict_split(&self.model, aligned, self.cfg.eval_batch_size, self.device)?;
+            predict_split(self.kernels.products, &self.model, aligned, self.cfg.eval_batch_size, self.device)?;
         let (gold, pred) = kept_words(aligned, sentences, &predicted, self.model.labels());
         let scores = match aligned.is_empty() {
             true => EvalScores::default(),
@@ -479,10 +538,15 @@ fn host_batch(rows: &[usize], split: &[AlignedSentence], cfg: &crate::model::Con
 }
 
 /// Logits without dropout: [batch * seq, labels] on the host, by the fused path on the CPU.
-fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> Result<Tensor, TrainError> {
+fn eval_logits(
+    products: Products,
+    model: &TokenClassifier,
+    batch: &HostBatch,
+    device: &Device,
+) -> Result<Tensor, TrainError> {
     if fast::available(model) {
         let labels = model.labels().len();
-        let logits = fast::logits(model, batch)?;
+        let logits = fast::logits(products, model, batch)?;
         return Ok(Tensor::from_vec(logits, (batch.batch * batch.seq, labels), &Device::Cpu)?);
     }
     Ok(model.forward(&Inputs::from_host(batch, device)?, None)?)
@@ -513,6 +577,7 @@ fn kept_words(
 
 /// Runs the model without dropout over `aligned` in length-grouped batches.
 pub fn predict_split(
+    products: Products,
     model: &TokenClassifier,
     aligned: &[AlignedSentence],
     batch_size: usize,
@@ -523,7 +588,7 @@ pub fn predict_split(
     let mut loss_sum = 0.0;
     for batch in eval_batches(&lengths, batch_size) {
         let (host, targets) = host_batch(&batch, aligned, model.config());
-        let logits = eval_logits(model, &host, device)?;
+        let logits = eval_logits(products, model, &host, device)?;
         let labelled = labelled_count(&targets).max(1) as f64;
         let loss = masked_cross_entropy(&logits, &targets, labelled)?.to_scalar::<f32>()?;
         loss_sum += loss as f64 * batch.len() as f64;
@@ -534,4 +599,30 @@ pub fn predict_split(
         }
     }
     Ok(SplitPrediction { words: predicted, loss: loss_sum / aligned.len().max(1) as f64 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::bf16::{choose, Family};
+
+    #[test]
+    fn precision_picks_the_products_and_names_the_kernels() {
+        let amx = || choose(Family::Amx, None);
+        let bf16 = kernels(Precision::Bf16, true, amx).unwrap();
+        assert_eq!((bf16.products, bf16.family.as_str()), (Products::Bf16(Family::Amx), "amx"));
+        assert_eq!(bf16.note, "bf16 kernels: amx");
+        let forced = kernels(Precision::Bf16, true, || choose(Family::Amx, Some("emulated"))).unwrap();
+        assert_eq!(forced.products, Products::Bf16(Family::Emulated));
+        for precision in [Precision::Fp32, Precision::Tf32] {
+            let f32_kernels = kernels(precision, true, amx).unwrap();
+            assert_eq!((f32_kernels.products, f32_kernels.family.as_str()), (Products::F32, bf16::f32_family()));
+        }
+        assert_eq!(kernels(Precision::Fp32, false, amx).unwrap().family, "candle");
+        let refused = |p, fused| kernels(p, fused, amx).unwrap_err().to_string();
+        assert!(refused(Precision::Fp16, true).contains("precision fp16 is not computed"));
+        assert!(refused(Precision::Bf16, false).contains("precision bf16 is not computed"));
+        let bad = kernels(Precision::Bf16, true, || choose(Family::Amx, Some("x"))).unwrap_err();
+        assert!(bad.to_string().contains("NERGRID_CPU_KERNELS: unknown kernel family \"x\""), "{bad}");
+    }
 }
