@@ -91,7 +91,7 @@ fn toy_sentence(i: usize) -> TrainSentence {
     let f = |k: usize| FILLER[(i * 7 + k * 3) % FILLER.len()];
     push(f(0), "O");
     push(PEOPLE[i % 6], "B-PER");
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         push(PEOPLE[(i / 3) % 6], "I-PER");
     }
     push(f(1), "O");

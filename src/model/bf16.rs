@@ -340,7 +340,7 @@ mod avx512 {
     /// The CPU has AVX512F and AVX512-BF16.
     #[target_feature(enable = "avx512f,avx512bf16")]
     pub(super) unsafe fn block(a: &[u16], panel: &[u16], depth: usize, out: &mut [f32; TILE * TILE]) {
-        assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth % 2 == 0);
+        assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth.is_multiple_of(2));
         for r0 in (0..TILE).step_by(8) {
             let mut acc = [[_mm512_setzero_ps(); 2]; 8];
             for p in 0..depth / 2 {
@@ -434,7 +434,7 @@ mod amx {
     /// # Safety
     /// A [`Tiles`] is alive on this thread.
     pub(super) unsafe fn block(a: &[u16], panel: &[u16], depth: usize, out: &mut [f32; TILE * TILE]) {
-        assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth % TILE == 0 && depth > 0);
+        assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth.is_multiple_of(TILE) && depth > 0);
         let a_stride = depth * 2; // bytes between rows of a
         let b_stride = TILE * 4; // bytes between pair rows of the panel
         let out_stride = TILE * 4;
