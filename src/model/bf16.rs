@@ -108,13 +108,14 @@ pub fn best_on_this_cpu() -> Family {
 
 #[cfg(target_arch = "x86_64")]
 fn detect() -> Family {
-    if std::is_x86_feature_detected!("avx512f") && amx::enable() {
-        return Family::Amx;
+    // Each family implies the ones below it: the AMX path also runs the AVX512-BF16 kernel
+    // when forced to, so it needs that too.
+    let avx512_bf16 = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bf16");
+    match (avx512_bf16, avx512_bf16 && amx::enable()) {
+        (_, true) => Family::Amx,
+        (true, false) => Family::Avx512Bf16,
+        _ => Family::Emulated,
     }
-    if std::is_x86_feature_detected!("avx512bf16") && std::is_x86_feature_detected!("avx512f") {
-        return Family::Avx512Bf16;
-    }
-    Family::Emulated
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -311,7 +312,8 @@ fn row_block(
             // SAFETY: `Tiles::configure` ran on this thread (the family is only Amx when the
             // CPU and kernel allow tiles); the kernels check the operands' lengths.
             Family::Amx => unsafe { amx::block(a_block, b.panel(col), a.depth, &mut scratch) },
-            // SAFETY: the family is only Avx512Bf16 or above when the CPU has AVX512-BF16.
+            // SAFETY: `product` lowers the family to what the CPU has, and `detect` only finds
+            // Avx512Bf16 or Amx when the CPU has AVX512F and AVX512-BF16.
             _ => unsafe { avx512::block(a_block, b.panel(col), a.depth, &mut scratch) },
         }
         #[cfg(not(target_arch = "x86_64"))]
@@ -371,7 +373,8 @@ mod amx {
     use std::arch::asm;
 
     /// Asks Linux for the AMX tile data state (without it the first tile instruction traps),
-    /// after checking CPUID for AMX-TILE and AMX-BF16. True when tiles may be used.
+    /// after checking CPUID for AMX-TILE and AMX-BF16. True when tiles may be used. Called
+    /// once per process (through `best_on_this_cpu`).
     pub(super) fn enable() -> bool {
         // CPUID leaf 7 exists on every x86_64 CPU with AVX-512 (checked by the caller).
         let leaf = std::arch::x86_64::__cpuid_count(7, 0);
