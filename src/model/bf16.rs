@@ -205,19 +205,27 @@ impl PackedA {
     fn new(a: View, threads: usize) -> PackedA {
         let (rows, depth) = (a.rows.next_multiple_of(TILE), a.cols.next_multiple_of(TILE));
         let mut data = vec![0u16; rows * depth];
-        let fill = |(r, row): (usize, &mut [u16])| {
-            if r < a.rows {
-                let src = &a.data[r * a.row_stride..];
-                kernels::vectorised(|| {
-                    for (c, d) in row[..a.cols].iter_mut().enumerate() {
-                        *d = to_bf16(src[c * a.col_stride]);
+        // One block of TILE rows per task.
+        let fill = |(block, out): (usize, &mut [u16])| {
+            let height = TILE.min(a.rows.saturating_sub(block * TILE));
+            let src = |r: usize, c: usize| a.data[(block * TILE + r) * a.row_stride + c * a.col_stride];
+            kernels::vectorised(|| {
+                // Read along whichever direction is contiguous in memory (a transposed view
+                // has its rows' elements far apart).
+                if a.col_stride == 1 {
+                    for r in 0..height {
+                        (0..a.cols).for_each(|c| out[r * depth + c] = to_bf16(src(r, c)));
                     }
-                })
-            }
+                } else {
+                    for c in 0..a.cols {
+                        (0..height).for_each(|r| out[r * depth + c] = to_bf16(src(r, c)));
+                    }
+                }
+            })
         };
         match threads {
-            1 => data.chunks_mut(depth).enumerate().for_each(fill),
-            _ => data.par_chunks_mut(depth).enumerate().for_each(fill),
+            1 => data.chunks_mut(TILE * depth).enumerate().for_each(fill),
+            _ => data.par_chunks_mut(TILE * depth).enumerate().for_each(fill),
         }
         PackedA { data, rows, depth }
     }
@@ -551,12 +559,20 @@ mod tests {
     }
 
     fn check(family: Family, m: usize, n: usize, k: usize, threads: usize) {
-        // a: m x k read from a wider matrix (row stride k + 3); b: k x n read transposed
-        // from n x k.
-        let a_data = values(m * (k + 3), 7);
-        let b_data = values(n * k, 11);
-        let a = View::strided(&a_data, m, k, k + 3);
-        let b = View::new(&b_data, n, k).t();
+        // a: m x k read from a wider matrix (row stride k + 3), then transposed from k x m;
+        // b: k x n read transposed from n x k, then row-major.
+        let (a_data, b_data) = (values(m * (k + 3), 7), values(n * k, 11));
+        let layouts = [
+            (View::strided(&a_data, m, k, k + 3), View::new(&b_data, n, k).t()),
+            (View::new(&a_data[..m * k], k, m).t(), View::new(&b_data, k, n)),
+        ];
+        for (a, b) in layouts {
+            check_views(family, a, b, threads);
+        }
+    }
+
+    fn check_views(family: Family, a: View, b: View, threads: usize) {
+        let (m, n, k) = (a.rows, b.cols, a.cols);
         let want = reference(a, b);
         // Into the right part of a wider destination, once set and once accumulated onto 1.
         let stride = n + 5;
