@@ -37,6 +37,8 @@ def args():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--skip-trainer", action="store_true", help="nergrid only (a smoke test)")
+    p.add_argument("--nergrid-binary", default=None,
+                   help="a built `train` bench executable (default: cargo bench --bench train --no-run)")
     p.add_argument("--ghz", type=float, default=None, help="clock for the AMX limit (default: /proc/cpuinfo)")
     return p.parse_args()
 
@@ -103,7 +105,7 @@ def clock_ghz(a):
 def main():
     a = args()
     data = Path(a.shared) / "data/swedish-medical-ner/1177_annotated_sentences.txt"
-    binary = nergrid_binary()
+    binary = a.nergrid_binary or nergrid_binary()
     dirs = model_dirs(a)
     limit = 1024 * clock_ghz(a) * a.threads
     print(f"load before: {os.getloadavg()[0]:.2f}; AMX limit {limit:.0f} GFLOP/s ({a.threads} cores)")
