@@ -74,6 +74,7 @@ impl Trainer for CandleTrainer {
                 )),
                 TrainEvent::StoppedEarly { epoch } => log(format!("early stopping after epoch {epoch}")),
                 TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
+                TrainEvent::Kernels { note, .. } => log(note),
                 _ => {}
             }
         };
@@ -273,7 +274,8 @@ fn output(
             "epochs_run": outcome.epochs.len(),
         },
         "engine": outcome.engine.name(),
-        "precision": cfg.precision.name(),
+        "precision": outcome.precision,
+        "kernels": outcome.kernels,
         "skipped_steps": outcome.skipped_steps,
         "transfers_per_step": outcome.transfers_per_step,
         "skipped_records": data.skipped.len(),

@@ -101,7 +101,10 @@ impl Engine {
     }
 }
 
-/// The arithmetic of a run's forward and backward passes.
+/// The arithmetic of a run's forward and backward passes. The graph engine computes weights
+/// and activations in it (f32 masters and optimizer state); the fused CPU engine computes its
+/// matrix products in it (bf16 operands, f32 accumulation) and keeps norms, softmax,
+/// activations and the loss in f32. `train::precisions_of` says which engine computes which.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
@@ -109,9 +112,9 @@ pub enum Precision {
     Fp32,
     /// f32 with reduced-precision (TF32) matmuls on CUDA; equal to `Fp32` on the CPU.
     Tf32,
-    /// bfloat16 forward and backward, f32 master weights and optimizer state.
+    /// bfloat16: graph engine forward and backward, fused engine matrix products.
     Bf16,
-    /// float16 forward and backward with dynamic loss scaling, f32 master weights and state.
+    /// float16 forward and backward with dynamic loss scaling (graph engine only).
     Fp16,
 }
 

@@ -40,7 +40,8 @@ pub struct TrainConfig {
     pub early_stopping_threshold: f64,
     /// Which implementation computes the steps (see [`Engine`]).
     pub engine: Engine,
-    /// The arithmetic of forward and backward passes (see [`Precision`]).
+    /// The arithmetic of forward and backward passes (see [`Precision`]): on the graph engine
+    /// the dtype of weights and activations, on the fused engine that of the matrix products.
     pub precision: Precision,
 }
 
@@ -59,7 +60,7 @@ impl Precision {
 /// and `train` both consult.
 pub fn precisions_of(engine: Engine) -> &'static [&'static str] {
     match engine {
-        Engine::Fused => &["fp32", "tf32"],
+        Engine::Fused => &["fp32", "tf32", "bf16"],
         Engine::Graph | Engine::Auto => &["fp32", "tf32", "bf16", "fp16"],
     }
 }

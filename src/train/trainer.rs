@@ -14,9 +14,11 @@ use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, Truncati
 use super::schedule::LinearSchedule;
 use super::select::{best_epoch, stops_early};
 use crate::model::align::AlignedSentence;
+use crate::model::bf16;
 use crate::model::encoder::HostBatch;
 use crate::model::fused;
 use crate::model::head::labelled_count;
+use crate::model::kernels::Products;
 use crate::model::transfer::Transfers;
 use crate::model::{masked_cross_entropy, Dropout, TokenClassifier};
 use candle_core::{Device, Tensor, D};
@@ -103,6 +105,11 @@ pub fn train(
         return Err(TrainError::Config("early stopping needs a validation split; this run has none".into()));
     }
     let mut run = Run::new(model, cfg, device, splits)?;
+    on_event(TrainEvent::Kernels {
+        precision: cfg.precision.name(),
+        family: run.kernels.family.clone(),
+        note: run.kernels.note.clone(),
+    });
     let started = Instant::now();
     let epochs = run.epochs(splits, evaluate, on_event)?;
     let train_seconds = started.elapsed().as_secs_f64();
@@ -125,6 +132,8 @@ pub fn train(
         engine,
         skipped_steps,
         transfers_per_step,
+        precision: cfg.precision.name(),
+        kernels: run.kernels.family,
         model: run.model,
     })
 }
@@ -162,6 +171,51 @@ struct Run<'a> {
     best_weights: Option<Vec<Tensor>>,
     /// Set when early stopping ended training after this epoch.
     stopped_epoch: Option<usize>,
+    /// The kernels of the matrix products (the fused engine's bf16 or f32 family).
+    kernels: Kernels,
+}
+
+/// How a run's matrix products compute and which kernels do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kernels {
+    /// What the fused engine's products compute in (`F32` on the graph engine: unused).
+    products: Products,
+    /// The family's name for `result.json`.
+    family: String,
+    /// The line `log.txt` gets.
+    note: String,
+}
+
+/// The kernels for `precision` on a resolved `engine`, with the bf16 family `select` gives on
+/// the fused engine (the graph engine's products are candle's, in its compute dtype).
+fn kernels(
+    precision: Precision,
+    engine: Engine,
+    select: impl FnOnce() -> Result<bf16::Selection, String>,
+) -> Result<Kernels, TrainError> {
+    let f32_kernels = |family: &str| Kernels {
+        products: Products::F32,
+        family: family.to_string(),
+        note: format!("matrix products: {} in f32 ({family})", precision.name()),
+    };
+    match (precision, engine) {
+        (Precision::Fp32 | Precision::Tf32, Engine::Fused) => Ok(f32_kernels(bf16::f32_family())),
+        (Precision::Bf16, Engine::Fused) => {
+            let selection = select().map_err(TrainError::Config)?;
+            let family = selection.family.name().to_string();
+            Ok(Kernels { products: Products::Bf16(selection.family), family, note: selection.note })
+        }
+        (Precision::Fp16, Engine::Fused) => Err(TrainError::Config(format!(
+            "precision fp16 is not computed by the fused engine (it computes {}); engine = \"graph\" computes {}",
+            precisions_of(Engine::Fused).join(", "),
+            precisions_of(Engine::Graph).join(", ")
+        ))),
+        (_, _) => Ok(Kernels {
+            products: Products::F32,
+            family: "candle".into(),
+            note: format!("matrix products: {} on the graph engine (candle)", precision.name()),
+        }),
+    }
 }
 
 /// The engine `cfg` asks for on `device`, refused when it cannot run there or cannot compute
@@ -195,7 +249,9 @@ impl<'a> Run<'a> {
         splits: &AlignedSplits,
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.windows.len(), cfg.batch_size);
-        let steps = match choose_engine(cfg, &model, device)? {
+        let engine = choose_engine(cfg, &model, device)?;
+        let kernels = kernels(cfg.precision, engine, bf16::select)?;
+        let steps = match engine {
             Engine::Fused => Steps::Fused {
                 optimizer: AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?,
                 dropout: Dropout::new(cfg.seed),
@@ -213,6 +269,7 @@ impl<'a> Run<'a> {
             best_epoch: 0,
             best_weights: None,
             stopped_epoch: None,
+            kernels,
         })
     }
 
@@ -246,7 +303,9 @@ impl<'a> Run<'a> {
     /// The model evaluation runs (in the compute dtype on the graph engine), and the engine.
     fn predict(&self, aligned: &[AlignedSentence]) -> Result<SplitPrediction, TrainError> {
         match &self.steps {
-            Steps::Fused { .. } => predict_split(&self.model, aligned, self.cfg.eval_batch_size, &Device::Cpu),
+            Steps::Fused { .. } => {
+                predict_split(self.kernels.products, &self.model, aligned, self.cfg.eval_batch_size, &Device::Cpu)
+            }
             Steps::Graph(g) => predict_on_graph(g, aligned, self.cfg.eval_batch_size),
         }
     }
@@ -362,7 +421,8 @@ impl<'a> Run<'a> {
             return Ok(outcome.loss);
         }
         let Steps::Fused { optimizer, dropout, grads } = &mut self.steps else { unreachable!("graph handled above") };
-        let loss = fused_gradients(&self.model, &micro, train, denominator, dropout, grads);
+        let products = self.kernels.products;
+        let loss = fused_gradients(products, &self.model, &micro, train, denominator, dropout, grads);
         let norm = global_norm_host(grads);
         match loss {
             Ok(loss) if !loss.is_finite() || !norm.is_finite() => Err(non_finite),
@@ -421,6 +481,7 @@ impl<'a> Run<'a> {
 
 /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fused`]).
 fn fused_gradients(
+    products: Products,
     model: &TokenClassifier,
     micro: &[&[usize]],
     train: &[AlignedSentence],
@@ -432,7 +493,7 @@ fn fused_gradients(
     let mut loss = 0.0;
     for rows in micro {
         let (batch, targets) = host_batch(rows, train, model.config());
-        loss += fused::loss_and_grads(model, &batch, &targets, denominator, Some(&mut *dropout), grads)?;
+        loss += fused::loss_and_grads(products, model, &batch, &targets, denominator, Some(&mut *dropout), grads)?;
     }
     Ok(loss)
 }
@@ -461,10 +522,15 @@ fn host_batch(rows: &[usize], split: &[AlignedSentence], cfg: &crate::model::Con
 }
 
 /// Logits without dropout: [batch * seq, labels] on the host, by the fused path on the CPU.
-fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> Result<Tensor, TrainError> {
+fn eval_logits(
+    products: Products,
+    model: &TokenClassifier,
+    batch: &HostBatch,
+    device: &Device,
+) -> Result<Tensor, TrainError> {
     if fused::available(model) {
         let labels = model.labels().len();
-        let logits = fused::logits(model, batch)?;
+        let logits = fused::logits(products, model, batch)?;
         return Ok(Tensor::from_vec(logits, (batch.batch * batch.seq, labels), &Device::Cpu)?);
     }
     let inputs = crate::model::Inputs::from_host(batch, device)?;
@@ -487,6 +553,7 @@ fn kept_words(
 
 /// Runs the model without dropout over `aligned` in length-grouped batches.
 pub fn predict_split(
+    products: Products,
     model: &TokenClassifier,
     aligned: &[AlignedSentence],
     batch_size: usize,
@@ -494,7 +561,7 @@ pub fn predict_split(
 ) -> Result<SplitPrediction, TrainError> {
     let mut loss_sum = 0.0;
     let words = predict_words(aligned, batch_size, model.config(), |host, targets, weight| {
-        let logits = eval_logits(model, host, device)?;
+        let logits = eval_logits(products, model, host, device)?;
         let labelled = labelled_count(targets).max(1) as f64;
         let loss = masked_cross_entropy(&logits, targets, labelled)?.to_scalar::<f32>()?;
         loss_sum += loss as f64 * weight;
@@ -541,6 +608,7 @@ fn predict_words(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::bf16::{choose, Family};
     use crate::model::{random_model, Config};
 
     /// Sentence `i` of a toy language: word ids 5..15, entity words 15..20 tagged B-X.
@@ -609,5 +677,28 @@ mod tests {
             tokens_per_sec: 0.0,
         };
         assert_eq!(training_tokens_per_sec(100, &[record(1.0, 3.0), record(1.0, 5.0)]), 100.0);
+    }
+
+    #[test]
+    fn precision_picks_the_products_and_names_the_kernels() {
+        let amx = || choose(Family::Amx, None);
+        let bf16 = kernels(Precision::Bf16, Engine::Fused, amx).unwrap();
+        assert_eq!((bf16.products, bf16.family.as_str()), (Products::Bf16(Family::Amx), "amx"));
+        assert_eq!(bf16.note, "bf16 kernels: amx");
+        let forced = kernels(Precision::Bf16, Engine::Fused, || choose(Family::Amx, Some("emulated"))).unwrap();
+        assert_eq!(forced.products, Products::Bf16(Family::Emulated));
+        for precision in [Precision::Fp32, Precision::Tf32] {
+            let f32_kernels = kernels(precision, Engine::Fused, amx).unwrap();
+            assert_eq!((f32_kernels.products, f32_kernels.family.as_str()), (Products::F32, bf16::f32_family()));
+        }
+        // The graph engine computes every precision with candle's products.
+        for precision in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
+            let graph = kernels(precision, Engine::Graph, amx).unwrap();
+            assert_eq!((graph.products, graph.family.as_str()), (Products::F32, "candle"));
+        }
+        let refused = kernels(Precision::Fp16, Engine::Fused, amx).unwrap_err().to_string();
+        assert!(refused.contains("precision fp16 is not computed by the fused engine"), "{refused}");
+        let bad = kernels(Precision::Bf16, Engine::Fused, || choose(Family::Amx, Some("x"))).unwrap_err();
+        assert!(bad.to_string().contains("NERGRID_CPU_KERNELS: unknown kernel family \"x\""), "{bad}");
     }
 }
