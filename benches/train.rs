@@ -11,13 +11,18 @@
 //! NERGRID_SHARED (default ../shared), NERGRID_BENCH_EPOCHS (default 1),
 //! NERGRID_BENCH_SEED (default 1), NERGRID_BENCH_LR (default 1e-4), NERGRID_BENCH_DROPOUT
 //! (overrides the model's dropout), NERGRID_BENCH_SAVE (a directory to export the model to),
-//! NERGRID_BENCH_STEPS (stop after this many steps, for profiling).
+//! NERGRID_BENCH_STEPS (stop after this many steps, for profiling), NERGRID_BENCH_PRECISION
+//! (`fp32` default, `bf16`; NERGRID_CPU_KERNELS forces a lower bf16 kernel family).
+//!
+//! The last line is the same figures as one JSON object (`{"tool": "nergrid", ...}`), for
+//! benches/bf16_vs_trainer.sh.
 
 use candle_core::Device;
 use nergrid::data::TaggedSentence;
 use nergrid::data::{DatasetConfig, Scheme};
+use nergrid::model::kernels::product_flop;
 use nergrid::runner::{self, seqeval_scores};
-use nergrid::train::{self, TrainConfig, TrainEvent};
+use nergrid::train::{self, Precision, TrainConfig, TrainEvent};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -35,7 +40,10 @@ fn main() -> anyhow::Result<()> {
     let learning_rate = std::env::var("NERGRID_BENCH_LR").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-4);
     let seed = env_usize("NERGRID_BENCH_SEED", 1) as u64;
     let dropout = std::env::var("NERGRID_BENCH_DROPOUT").ok().and_then(|v| v.parse().ok());
-    let cfg = TrainConfig { epochs, batch_size: 16, learning_rate, seed, dropout, ..TrainConfig::default() };
+    let precision_name = std::env::var("NERGRID_BENCH_PRECISION").unwrap_or_else(|_| "fp32".into());
+    let precision = Precision::parse(&precision_name)
+        .ok_or_else(|| anyhow::anyhow!("NERGRID_BENCH_PRECISION: unknown precision {precision_name:?}"))?;
+    let cfg = TrainConfig { epochs, batch_size: 16, learning_rate, seed, dropout, precision, ..TrainConfig::default() };
     let step_limit = env_usize("NERGRID_BENCH_STEPS", usize::MAX);
     let mut last = Instant::now();
     let mut on_event = |e: TrainEvent| match e {
@@ -48,6 +56,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         TrainEvent::EpochEnd(r) => eprintln!("epoch {} val F1 {:.4}", r.epoch, r.val.f1),
+        TrainEvent::Kernels { note, .. } => eprintln!("{note}"),
         _ => {}
     };
     let started = Instant::now();
@@ -55,8 +64,10 @@ fn main() -> anyhow::Result<()> {
     let location = nergrid::model::ModelLocation::Dir(model.clone());
     let prepared = runner::prepare_run(&location, &labels, [&train_set, &validation, &test], &cfg, &Device::Cpu)?;
     let source = prepared.source;
+    let flop_started = product_flop();
     let outcome = train::train(prepared.model, &prepared.splits, &cfg, &Device::Cpu, &seqeval_scores, &mut on_event)?;
     let total = started.elapsed().as_secs_f64();
+    let flop = (product_flop() - flop_started) as f64;
     let cpu = cpu_seconds() - cpu_started;
     let epoch_seconds: f64 = outcome.epochs.iter().map(|e| e.seconds).sum::<f64>() / epochs as f64;
     println!("model            {}", model.display());
@@ -79,6 +90,18 @@ fn main() -> anyhow::Result<()> {
     // On a shared machine wall time depends on the neighbours; CPU time much less.
     println!("CPU time         {cpu:.2} s user+sys for {total:.2} s wall (load, training and tests)");
     println!("total            {total:.2} s");
+    println!("precision        {} (kernels {})", outcome.precision, outcome.kernels);
+    // Every product of the run (training, validation, test) over the whole training loop and
+    // test: a lower bound on the products' own rate, which excludes the element-wise work.
+    let rate = flop / (outcome.train_seconds + outcome.test_seconds) / 1e9;
+    println!("matrix products  {:.1} TFLOP, {rate:.0} GFLOP/s over training and test", flop / 1e12);
+    let json = serde_json::json!({
+        "tool": "nergrid", "precision": outcome.precision, "kernels": outcome.kernels,
+        "seconds_per_epoch": epoch_seconds, "train_seconds": outcome.train_seconds, "total_seconds": total,
+        "product_tflop": flop / 1e12, "product_gflops": rate, "peak_rss_mib": peak_rss_mib(),
+        "test_f1": outcome.test.f1, "threads": rayon::current_num_threads(),
+    });
+    println!("{json}");
     if let Some(dir) = std::env::var_os("NERGRID_BENCH_SAVE") {
         source.save_model(&outcome.model, Path::new(&dir))?;
         println!("saved            {}", Path::new(&dir).display());

@@ -195,6 +195,18 @@ fn spec_errors_exit_2_with_locations() {
         stderr.contains("bad.toml:5:1: grid.learning_rate: unknown key (did you mean \"learning_rates\"?"),
         "{stderr}"
     );
+    let engine = dir.path().join("engine.toml");
+    fs::write(&engine, "[experiment]\nname = \"x\"\n[train]\nengine = \"gpu\"\nprecision = \"fp8\"\n").unwrap();
+    let out = nergrid().arg("validate").arg(&engine).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("engine.toml:4:10: train.engine: unknown value \"gpu\" (one of \"auto\", \"fused\", \"graph\")"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("engine.toml:5:13: train.precision: unknown value \"fp8\""), "{stderr}");
+    assert!(stderr.contains("one of \"fp32\", \"tf32\", \"bf16\", \"fp16\""), "{stderr}");
     nergrid().arg("plan").arg(dir.path().join("missing.toml")).assert().code(2);
     nergrid().arg("frobnicate").assert().code(2);
     for sub in ["validate", "plan", "run", "report"] {

@@ -213,7 +213,7 @@ fn check_supported(hf: &HfConfig) -> Result<(), Unsupported> {
         let what = "frozen sinusoidal positions are not supported".to_string();
         return Err(("sinusoidal_pos_embds", what));
     }
-    if hf.num_attention_heads == 0 || hf.hidden_size % hf.num_attention_heads != 0 {
+    if hf.num_attention_heads == 0 || !hf.hidden_size.is_multiple_of(hf.num_attention_heads) {
         let what = format!("hidden size {} is not a multiple of {} heads", hf.hidden_size, hf.num_attention_heads);
         return Err(("num_attention_heads", what));
     }

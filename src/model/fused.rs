@@ -17,7 +17,7 @@ use super::dropout::Dropout;
 use super::encoder::HostBatch;
 use super::head::{TokenClassifier, IGNORE_INDEX};
 use super::host::HostWeights;
-use super::kernels::{self, AttentionShape, NormCache, View};
+use super::kernels::{self, AttentionShape, NormCache, Products, View};
 use super::params::{layer_names, Params, CLASSIFIER_BIAS, CLASSIFIER_WEIGHT};
 
 /// Positions of the parameters of one layer in [`Params`] order.
@@ -150,6 +150,7 @@ struct Pass<'a> {
     w: HostWeights<'a>,
     index: Index,
     labels: usize,
+    products: Products,
 }
 
 /// Errors of the fast path (only ever a misuse: it runs on CPU f32 parameters).
@@ -162,13 +163,14 @@ pub enum FastError {
 }
 
 impl<'a> Pass<'a> {
-    fn new(model: &'a TokenClassifier) -> Result<Pass<'a>, FastError> {
+    fn new(model: &'a TokenClassifier, products: Products) -> Result<Pass<'a>, FastError> {
         let params = model.params();
         Ok(Pass {
             cfg: model.config(),
             w: HostWeights::new(params).ok_or(FastError::NotOnHost)?,
             index: Index::new(params, model.config()),
             labels: model.labels().len(),
+            products,
         })
     }
 
@@ -206,7 +208,7 @@ impl<'a> Pass<'a> {
         let classifier_keep = self.draw_tokens(&mut dropout, &packing, self.cfg.classifier_dropout);
         kernels::apply_keep(&mut x, classifier_keep.as_deref());
         let (wc, bc) = self.index.classifier;
-        let mut logits = kernels::linear(&x, n, self.w.get(wc), self.labels);
+        let mut logits = kernels::linear(self.products, &x, n, self.w.get(wc), self.labels);
         kernels::add_bias(&mut logits, self.w.get(bc));
         let cache = Cache { packing, embed_norm, embed_keep, layers, features: x, classifier_keep };
         (logits, cache)
@@ -250,22 +252,23 @@ impl<'a> Pass<'a> {
         let mut qkv_bias = Vec::with_capacity(3 * h);
         for (part, (w, b)) in layer.qkv.iter().enumerate() {
             let weight = View::new(self.w.get(*w), h, h).t();
-            kernels::matmul(&mut qkv[part * h..], 3 * h, View::new(&x, n, h), weight, false);
+            kernels::matmul(self.products, &mut qkv[part * h..], 3 * h, View::new(&x, n, h), weight, false);
             qkv_bias.extend_from_slice(self.w.get(*b));
         }
         kernels::add_bias(&mut qkv, &qkv_bias);
         let probs_keep = self.draw_attention(dropout, pk);
-        let (probs, context) = kernels::attention(&qkv, probs_keep.as_deref(), &pk.lengths, self.attention_shape());
-        let mut attended = kernels::linear(&context, n, self.w.get(layer.output.0), h);
+        let (probs, context) =
+            kernels::attention(self.products, &qkv, probs_keep.as_deref(), &pk.lengths, self.attention_shape());
+        let mut attended = kernels::linear(self.products, &context, n, self.w.get(layer.output.0), h);
         let output_keep = match self.cfg.architecture {
             Architecture::DistilBert => None,
             _ => self.draw_tokens(dropout, pk, self.cfg.hidden_dropout),
         };
         kernels::bias_dropout_residual(&mut attended, self.w.get(layer.output.1), output_keep.as_deref(), &x);
         let (hidden1, norm1) = self.norm(&attended, layer.norm1);
-        let mut pre_activation = kernels::linear(&hidden1, n, self.w.get(layer.ffn_in.0), ff);
+        let mut pre_activation = kernels::linear(self.products, &hidden1, n, self.w.get(layer.ffn_in.0), ff);
         let activation = kernels::bias_gelu_or(&mut pre_activation, self.w.get(layer.ffn_in.1), self.cfg.activation);
-        let mut out = kernels::linear(&activation, n, self.w.get(layer.ffn_out.0), h);
+        let mut out = kernels::linear(self.products, &activation, n, self.w.get(layer.ffn_out.0), h);
         let ffn_keep = self.draw_tokens(dropout, pk, self.cfg.hidden_dropout);
         kernels::bias_dropout_residual(&mut out, self.w.get(layer.ffn_out.1), ffn_keep.as_deref(), &hidden1);
         let (y, norm2) = self.norm(&out, layer.norm2);
@@ -296,10 +299,10 @@ impl<'a> Pass<'a> {
         let n = cache.packing.tokens();
         let (wc, bc) = self.index.classifier;
         let labels = View::new(dlogits, n, self.labels);
-        kernels::matmul(&mut grads[wc], h, labels.t(), View::new(&cache.features, n, h), true);
+        kernels::matmul(self.products, &mut grads[wc], h, labels.t(), View::new(&cache.features, n, h), true);
         kernels::add_column_sums(&mut grads[bc], dlogits, self.labels, self.labels);
         let mut dy = vec![0.0; n * h];
-        kernels::matmul(&mut dy, h, labels, View::new(self.w.get(wc), self.labels, h), false);
+        kernels::matmul(self.products, &mut dy, h, labels, View::new(self.w.get(wc), self.labels, h), false);
         kernels::apply_keep(&mut dy, cache.classifier_keep.as_deref());
         for (layer, lc) in self.index.layers.iter().zip(&cache.layers).rev() {
             dy = self.layer_backward(layer, lc, dy, &cache.packing, grads);
@@ -361,13 +364,21 @@ impl<'a> Pass<'a> {
         let mut dcontext = vec![0.0; n * h];
         self.linear_backward(layer.output, &dattended, &c.context, (n, h, h), Some(&mut dcontext), grads);
         let keep = c.probs_keep.as_deref();
-        let dqkv = kernels::attention_backward(&dcontext, &c.qkv, &c.probs, keep, &pk.lengths, self.attention_shape());
+        let dqkv = kernels::attention_backward(
+            self.products,
+            &dcontext,
+            &c.qkv,
+            &c.probs,
+            keep,
+            &pk.lengths,
+            self.attention_shape(),
+        );
         let mut dx = dr1;
         for (part, &(w, b)) in layer.qkv.iter().enumerate() {
             let dpart = View::strided(&dqkv[part * h..], n, h, 3 * h);
-            kernels::matmul(&mut grads[w], h, dpart.t(), View::new(&c.input, n, h), true);
+            kernels::matmul(self.products, &mut grads[w], h, dpart.t(), View::new(&c.input, n, h), true);
             kernels::add_column_sums(&mut grads[b], &dqkv[part * h..], h, 3 * h);
-            kernels::matmul(&mut dx, h, dpart, View::new(self.w.get(w), h, h), true);
+            kernels::matmul(self.products, &mut dx, h, dpart, View::new(self.w.get(w), h, h), true);
         }
         dx
     }
@@ -384,10 +395,10 @@ impl<'a> Pass<'a> {
         grads: &mut [Vec<f32>],
     ) {
         let dy_view = View::new(dy, n, outputs);
-        kernels::matmul(&mut grads[w], inputs, dy_view.t(), View::new(x, n, inputs), true);
+        kernels::matmul(self.products, &mut grads[w], inputs, dy_view.t(), View::new(x, n, inputs), true);
         kernels::add_column_sums(&mut grads[b], dy, outputs, outputs);
         if let Some(dx) = dx {
-            kernels::matmul(dx, inputs, dy_view, View::new(self.w.get(w), outputs, inputs), true);
+            kernels::matmul(self.products, dx, inputs, dy_view, View::new(self.w.get(w), outputs, inputs), true);
         }
     }
 }
@@ -433,8 +444,9 @@ pub fn zero_grads(params: &Params) -> Vec<Vec<f32>> {
 /// One training forward and backward pass on the CPU: returns the loss (summed over
 /// labelled positions, divided by `denominator`) and adds every parameter's gradient to
 /// `grads` (from [`zero_grads`]). Dropout masks come from `dropout` in the order the autograd
-/// path draws them.
+/// path draws them. `products` says how the matrix products compute.
 pub fn loss_and_grads(
+    products: Products,
     model: &TokenClassifier,
     batch: &HostBatch,
     targets: &[i64],
@@ -442,7 +454,7 @@ pub fn loss_and_grads(
     dropout: Option<&mut Dropout>,
     grads: &mut [Vec<f32>],
 ) -> Result<f64, FastError> {
-    let pass = Pass::new(model)?;
+    let pass = Pass::new(model, products)?;
     let (logits, cache) = pass.forward(batch, dropout);
     let targets: Vec<i64> = cache.packing.rows.iter().map(|&r| targets[r]).collect();
     let (loss, dlogits) = cross_entropy_with_grad(&logits, pass.labels, &targets, denominator);
@@ -451,8 +463,8 @@ pub fn loss_and_grads(
 }
 
 /// Logits without dropout in the padded layout: [batch * seq, labels] (zeros on padding).
-pub fn logits(model: &TokenClassifier, batch: &HostBatch) -> Result<Vec<f32>, FastError> {
-    let pass = Pass::new(model)?;
+pub fn logits(products: Products, model: &TokenClassifier, batch: &HostBatch) -> Result<Vec<f32>, FastError> {
+    let pass = Pass::new(model, products)?;
     let positions = model.config().max_position_embeddings;
     if batch.position_ids.iter().any(|&p| p as usize >= positions) {
         return Err(FastError::TooLong { tokens: batch.seq, positions });

@@ -79,6 +79,17 @@ pub fn masked_cross_entropy(logits: &Tensor, targets: &[i64], denominator: f64) 
     nll / denominator
 }
 
+/// [`masked_cross_entropy`] with the targets already on the logits' device (no copy):
+/// targets: [n] i64 with [`IGNORE_INDEX`] on unlabelled positions. Computed in f32.
+pub fn masked_cross_entropy_on_device(logits: &Tensor, targets: &Tensor, denominator: f64) -> Result<Tensor> {
+    let labelled = targets.ge(&Tensor::zeros((), DType::I64, targets.device())?.broadcast_as(targets.shape())?)?;
+    let classes = targets.maximum(&Tensor::zeros((), DType::I64, targets.device())?.broadcast_as(targets.shape())?)?;
+    let log_probs = candle_nn::ops::log_softmax(&logits.to_dtype(DType::F32)?, D::Minus1)?;
+    let picked = log_probs.gather(&classes.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let nll = (picked * labelled.to_dtype(DType::F32)?)?.sum_all()?.neg()?;
+    nll / denominator
+}
+
 /// Number of positions that carry a label.
 pub fn labelled_count(targets: &[i64]) -> usize {
     targets.iter().filter(|&&t| t != IGNORE_INDEX).count()
@@ -96,6 +107,16 @@ mod tests {
         let expected = ((1.0 + (-2f64).exp()).ln() + (1.0 + 10f64.exp()).ln()) / 2.0;
         let got = loss.to_scalar::<f32>().unwrap() as f64;
         assert!((got - expected).abs() < 1e-5, "{got} vs {expected}");
+    }
+
+    #[test]
+    fn device_targets_give_the_same_loss() {
+        let logits = Tensor::new(&[[2.0f32, 0.0], [0.0, 0.0], [5.0, -5.0]], &Device::Cpu).unwrap();
+        let targets = [0, IGNORE_INDEX, 1];
+        let want = masked_cross_entropy(&logits, &targets, 2.0).unwrap().to_scalar::<f32>().unwrap();
+        let on_device = Tensor::new(&targets, &Device::Cpu).unwrap();
+        let got = masked_cross_entropy_on_device(&logits, &on_device, 2.0).unwrap().to_scalar::<f32>().unwrap();
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod aggregate;
 pub(crate) mod align;
 mod approx;
+pub mod bf16;
 pub(crate) mod config;
 pub(crate) mod dropout;
 pub mod encoder;
@@ -17,12 +18,13 @@ pub mod export;
 pub mod fused;
 pub(crate) mod head;
 pub(crate) mod host;
-pub(crate) mod kernels;
+pub mod kernels;
 pub mod load;
 pub(crate) mod ops;
 pub mod params;
 pub mod predict;
 pub mod tokenizer;
+pub mod transfer;
 
 pub use align::{AlignedSentence, LabelAlignment};
 pub use config::{Activation, Architecture, Config, ConfigError};

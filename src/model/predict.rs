@@ -298,7 +298,7 @@ impl Predictor {
             return Err(PredictError::Vocabulary { id, vocab });
         }
         if fused::available(&self.model) {
-            return Ok(fused::logits(&self.model, batch)?);
+            return Ok(fused::logits(super::kernels::Products::F32, &self.model, batch)?);
         }
         let logits = self.model.forward(&Inputs::from_host(batch, &self.device)?, None)?;
         Ok(logits.flatten_all()?.to_vec1::<f32>()?)

@@ -56,6 +56,8 @@ fn abbreviation(key: &str) -> &str {
         "early_stopping_patience" => "pat",
         "early_stopping_threshold" => "thr",
         "train_fraction" => "tf",
+        "engine" => "eng",
+        "precision" => "prec",
         other => other,
     }
 }

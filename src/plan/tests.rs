@@ -92,6 +92,18 @@ fn save_model_does_not_change_ids_but_epochs_do() {
 }
 
 #[test]
+fn precision_at_its_default_keeps_earlier_ids_and_bf16_gets_its_own() {
+    let base = ids(&plan_of(BASE));
+    assert_eq!(base, ids(&plan_of(&format!("{BASE}\n[train]\nprecision = \"fp32\"\n"))));
+    let bf16 = ids(&plan_of(&format!("{BASE}\n[train]\nprecision = \"bf16\"\n")));
+    assert!(bf16.iter().all(|id| !base.contains(id)), "{bf16:?}");
+    // As an axis, each precision is a run of its own; the slug names it.
+    let axis = plan_of(&BASE.replace("datasets = [\"d\"]", "datasets = [\"d\"]\nprecision = [\"fp32\", \"bf16\"]"));
+    assert_eq!(axis.runs.len(), 2 * base.len());
+    assert!(axis.runs.iter().any(|r| r.id.contains("-precbf16-")), "{:?}", ids(&axis));
+}
+
+#[test]
 fn changing_a_model_source_changes_its_ids_only() {
     let a = plan_of(BASE);
     let b = plan_of(&BASE.replace("KB/bert-base-swedish-cased", "KB/other"));

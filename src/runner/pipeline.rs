@@ -74,6 +74,7 @@ impl Trainer for CandleTrainer {
                 )),
                 TrainEvent::StoppedEarly { epoch } => log(format!("early stopping after epoch {epoch}")),
                 TrainEvent::BestEpoch { epoch } => log(format!("best epoch {epoch} restored")),
+                TrainEvent::Kernels { note, .. } => log(note),
                 _ => {}
             }
         };
@@ -172,6 +173,8 @@ pub fn train_config(params: &RunParams, grad_accum: usize) -> anyhow::Result<Tra
         select_best_by: t.select_best_by,
         early_stopping_patience: t.early_stopping_patience,
         early_stopping_threshold: t.early_stopping_threshold,
+        engine: t.engine,
+        precision: t.precision,
         ..TrainConfig::default()
     };
     match cfg.invalid() {
@@ -270,6 +273,11 @@ fn output(
             "stopped_epoch": outcome.stopped_epoch,
             "epochs_run": outcome.epochs.len(),
         },
+        "engine": outcome.engine.name(),
+        "precision": outcome.precision,
+        "kernels": outcome.kernels,
+        "skipped_steps": outcome.skipped_steps,
+        "transfers_per_step": outcome.transfers_per_step,
         "skipped_records": data.skipped.len(),
         "audit": crate::data::audit(&data.corpus, &data.manifest),
         "versions": { "candle": env!("NERGRID_CANDLE_VERSION"), "nergrid": env!("CARGO_PKG_VERSION") },

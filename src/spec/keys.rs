@@ -1,7 +1,9 @@
 //! The vocabulary of a grid spec: tables, keys, value kinds and defaults.
 
 use super::model::ParamValue;
-use super::params::{count, label_alignment, number, select_metric, LabelAlignment, SelectMetric, TrainSettings};
+use super::params::{
+    count, label_alignment, number, select_metric, Engine, LabelAlignment, Precision, SelectMetric, TrainSettings,
+};
 
 /// What a parameter value must be.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -244,12 +246,33 @@ pub(crate) const TRAIN_KEYS: &[TrainKey] = &[
             Some(())
         },
     },
+    // Issue 20 (the graph engine, mixed precision).
+    TrainKey {
+        name: "engine",
+        kind: Kind::Choice(Engine::NAMES),
+        default: || ParamValue::Str("auto".into()),
+        affects_results: true,
+        set: |s, v| {
+            s.engine = v.as_str().and_then(Engine::parse)?;
+            Some(())
+        },
+    },
+    TrainKey {
+        name: "precision",
+        kind: Kind::Choice(Precision::NAMES),
+        default: || ParamValue::Str("fp32".into()),
+        affects_results: true,
+        set: |s, v| {
+            s.precision = v.as_str().and_then(Precision::parse)?;
+            Some(())
+        },
+    },
 ];
 
 /// `[train]` keys added after run ids were first pinned: a run id includes them only when
 /// their value differs from the default, so a spec that does not use them keeps its ids.
 pub(crate) const ADDED_KEYS: &[&str] =
-    &["early_stopping_patience", "early_stopping_threshold", "train_fraction", "stride"];
+    &["early_stopping_patience", "early_stopping_threshold", "train_fraction", "stride", "engine", "precision"];
 
 /// Whether `name` is one of [`ADDED_KEYS`] and `value` its default.
 pub(crate) fn is_added_default(name: &str, value: &ParamValue) -> bool {

@@ -16,7 +16,7 @@ pub use devices::{parse_devices, DeviceSelection};
 pub use env::{expand as expand_env, expand_with as expand_env_with};
 pub use error::{SpecError, SpecErrors, SpecLoadError};
 pub use model::{format_float, DatasetEntry, Experiment, Grid, ModelSource, ParamValue, ScheduleSpec, SlurmSpec, Spec};
-pub use params::{LabelAlignment, RunParams, SelectMetric, TrainSettings};
+pub use params::{Engine, LabelAlignment, Precision, RunParams, SelectMetric, TrainSettings};
 pub use parse::{load, parse};
 pub use paths::{missing_paths, missing_paths_of};
 

@@ -56,6 +56,93 @@ impl SelectMetric {
     }
 }
 
+/// Which implementation computes training steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// The fused engine on the CPU, the graph engine on every other device.
+    #[default]
+    Auto,
+    /// Fused CPU kernels with a hand-written backward pass (`model::fused`); CPU only.
+    Fused,
+    /// candle tensors and autograd: the code a GPU run takes, on any device.
+    Graph,
+}
+
+impl Engine {
+    /// The spec spellings, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["auto", "fused", "graph"];
+
+    /// The spec's spelling (`auto`, `fused`, `graph`).
+    pub fn parse(name: &str) -> Option<Engine> {
+        match name {
+            "auto" => Some(Engine::Auto),
+            "fused" => Some(Engine::Fused),
+            "graph" => Some(Engine::Graph),
+            _ => None,
+        }
+    }
+
+    /// The engine that runs on a device: `Auto` resolved.
+    pub fn resolve(self, device_is_cpu: bool) -> Engine {
+        match (self, device_is_cpu) {
+            (Engine::Auto, true) => Engine::Fused,
+            (Engine::Auto, false) => Engine::Graph,
+            (engine, _) => engine,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Fused => "fused",
+            Engine::Graph => "graph",
+        }
+    }
+}
+
+/// The arithmetic of a run's forward and backward passes. The graph engine computes weights
+/// and activations in it (f32 masters and optimizer state); the fused CPU engine computes its
+/// matrix products in it (bf16 operands, f32 accumulation) and keeps norms, softmax,
+/// activations and the loss in f32. `train::precisions_of` says which engine computes which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    /// f32 with reduced-precision (TF32) matmuls on CUDA; equal to `Fp32` on the CPU.
+    Tf32,
+    /// bfloat16: graph engine forward and backward, fused engine matrix products.
+    Bf16,
+    /// float16 forward and backward with dynamic loss scaling (graph engine only).
+    Fp16,
+}
+
+impl Precision {
+    /// The spec spellings, in the order of the variants.
+    pub const NAMES: &'static [&'static str] = &["fp32", "tf32", "bf16", "fp16"];
+
+    /// The spec's spelling (`fp32`, `tf32`, `bf16`, `fp16`).
+    pub fn parse(name: &str) -> Option<Precision> {
+        match name {
+            "fp32" => Some(Precision::Fp32),
+            "tf32" => Some(Precision::Tf32),
+            "bf16" => Some(Precision::Bf16),
+            "fp16" => Some(Precision::Fp16),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Tf32 => "tf32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        }
+    }
+}
+
 /// The `[train]` keys of one run, typed. Defaults are [`TRAIN_KEYS`]' defaults.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainSettings {
@@ -74,6 +161,10 @@ pub struct TrainSettings {
     pub train_fraction: f64,
     /// Issue 18: windows of `max_length` tokens this many apart; 0 truncates.
     pub stride: usize,
+    /// Issue 20: which implementation computes the steps.
+    pub engine: Engine,
+    /// Issues 19 and 20: the arithmetic of forward and backward passes.
+    pub precision: Precision,
 }
 
 impl Default for TrainSettings {
@@ -93,6 +184,8 @@ impl Default for TrainSettings {
             early_stopping_threshold: 0.0,
             train_fraction: 0.0,
             stride: 0,
+            engine: Engine::Auto,
+            precision: Precision::Fp32,
         };
         for key in TRAIN_KEYS {
             (key.set)(&mut settings, &(key.default)()).expect("every default is of its key's kind");

@@ -62,6 +62,9 @@ impl<'a> Validator<'a> {
             self.early_stopping_needs_validation(root, grid, &train, &datasets);
         }
         let schedule = self.schedule(root.get("schedule"));
+        if let Some(grid) = &grid {
+            self.precision_needs_an_engine(root, grid, &train, &schedule.devices);
+        }
         let slurm = self.slurm(root.get("slurm"));
         Some(Spec {
             file: file.to_path_buf(),
@@ -102,6 +105,73 @@ impl<'a> Validator<'a> {
              (add validation = 0.1 to its split)"
         );
         self.err(node.map_or(0..0, |n| n.span()), &format!("{table}.{KEY}"), message);
+    }
+
+    /// Every (engine, precision) pair the grid can make must be computable on the sweep's
+    /// devices (`train::precisions_of`); `auto` counts as fused where the devices are the CPU.
+    fn precision_needs_an_engine(
+        &mut self,
+        root: &DeTable<'_>,
+        grid: &Grid,
+        train: &BTreeMap<String, ParamValue>,
+        devices: &str,
+    ) {
+        use crate::train::{precisions_of, Engine};
+        let values = |key: &str| -> (Vec<String>, &'static str) {
+            match grid.axes.iter().find(|(k, _)| k == key) {
+                Some((_, vs)) => (vs.iter().filter_map(|v| v.as_str().map(String::from)).collect(), "grid"),
+                None => (train.get(key).and_then(|v| v.as_str()).map(String::from).into_iter().collect(), "train"),
+            }
+        };
+        let ((engines, _), (precisions, table)) = (values("engine"), values("precision"));
+        let cpu_only = matches!(super::devices::parse_devices(devices), Ok(super::devices::DeviceSelection::Cpu));
+        let cuda_only = matches!(super::devices::parse_devices(devices), Ok(super::devices::DeviceSelection::Cuda(_)));
+        // An `exclude` filter on engine and precision alone removes the pair from the grid.
+        let excluded = |engine: &str, precision: &str| {
+            grid.exclude.iter().any(|f| {
+                f.keys().all(|k| k == "engine" || k == "precision")
+                    && f.get("engine").is_none_or(|v| v.as_str() == Some(engine))
+                    && f.get("precision").is_none_or(|v| v.as_str() == Some(precision))
+            })
+        };
+        let refusal = engines.iter().filter_map(|e| Some((e, Engine::parse(e)?))).find_map(|(name, engine)| {
+            if engine == Engine::Fused && cuda_only {
+                return Some((
+                    "engine",
+                    "the fused engine runs on the CPU only; use engine = \"graph\" or \"auto\"".into(),
+                ));
+            }
+            let resolved = if cpu_only { engine.resolve(true) } else { engine };
+            let supported = precisions_of(resolved);
+            let bad = precisions.iter().find(|p| !supported.contains(&p.as_str()) && !excluded(name, p))?;
+            let via = if engine == Engine::Auto {
+                "engine \"auto\" (the fused engine on the CPU)"
+            } else {
+                "the fused engine"
+            };
+            let message = format!(
+                "precision \"{bad}\" is not computed by {via}, which supports {}; the graph engine \
+                 (engine = \"graph\") supports {}",
+                quoted(supported),
+                quoted(precisions_of(Engine::Graph))
+            );
+            Some(("precision", message))
+        });
+        let Some((key, message)) = refusal else { return };
+        let table = if key == "engine" {
+            if grid.axes.iter().any(|(k, _)| k == "engine") {
+                "grid"
+            } else {
+                "train"
+            }
+        } else {
+            table
+        };
+        let node = match root.get(table).map(|t| t.get_ref()) {
+            Some(DeValue::Table(t)) => t.get(key),
+            _ => None,
+        };
+        self.err(node.map_or(0..0, |n| n.span()), &format!("{table}.{key}"), message);
     }
 
     fn unknown_keys(&mut self, table: &DeTable<'_>, path: &str, allowed: &[&str]) {

@@ -44,6 +44,21 @@ fn unknown_top_level_table() {
 }
 
 #[test]
+fn fp16_precision_is_refused_where_it_is_written() {
+    // On the CPU, `auto` is the fused engine: it computes fp32, tf32 and bf16, not fp16.
+    let cpu = "\n[schedule]\ndevices = \"cpu\"\n";
+    let text = with("datasets = [\"d\"]", "datasets = [\"d\"]\nprecision = [\"bf16\", \"fp16\"]") + cpu;
+    assert_eq!(
+        errors(&text),
+        "experiments/bad.toml:16:13: grid.precision: precision \"fp16\" is not computed by engine \"auto\" (the \
+         fused engine on the CPU), which supports \"fp32\", \"tf32\", \"bf16\"; the graph engine (engine = \"graph\") \
+         supports \"fp32\", \"tf32\", \"bf16\", \"fp16\""
+    );
+    let ok = with("datasets = [\"d\"]", "datasets = [\"d\"]\nprecision = [\"fp32\", \"tf32\", \"bf16\"]") + cpu;
+    parse(Path::new("x.toml"), &ok).unwrap();
+}
+
+#[test]
 fn unknown_grid_key_suggests_closest() {
     insta::assert_snapshot!(errors(&with("learning_rates =", "learning_rate =")));
 }
@@ -159,4 +174,31 @@ fn dataset_split_rule_out_of_range_and_two_sources() {
         "path = \"d.jsonl\"",
         "path = \"d.jsonl\"\nhub = \"org/d\"\nsplit = { test = 1.5, seed = 1 }"
     )));
+}
+
+#[test]
+fn unknown_engine_and_precision_name_the_allowed_values() {
+    let text = format!("{GOOD}\n[train]\nengine = \"gpu\"\nprecision = \"fp8\"\n");
+    insta::assert_snapshot!(errors(&text));
+}
+
+#[test]
+fn a_precision_the_engine_cannot_compute_is_refused_where_it_is_asked_for() {
+    let cpu = "\n[schedule]\ndevices = \"cpu\"\n";
+    insta::assert_snapshot!(errors(&format!("{GOOD}\n[train]\nengine = \"fused\"\nprecision = \"fp16\"\n")));
+    insta::assert_snapshot!(errors(&format!("{GOOD}{cpu}\n[train]\nprecision = \"fp16\"\n")));
+    let graph = with(
+        "datasets = [\"d\"]",
+        "datasets = [\"d\"]\nengine = [\"fused\", \"graph\"]\nprecision = [\"fp32\", \"fp16\"]",
+    );
+    insta::assert_snapshot!(errors(&graph));
+    let cuda = "\n[schedule]\ndevices = \"cuda:0\"\n";
+    insta::assert_snapshot!(errors(&format!("{GOOD}{cuda}\n[train]\nengine = \"fused\"\n")));
+    let excluded = graph.replace("[grid]", "[grid]\nexclude = [{ engine = \"fused\", precision = \"fp16\" }]");
+    parse(Path::new("x.toml"), &excluded).unwrap();
+    // The fused engine computes bf16 (issue 19); where the graph engine runs, every precision is.
+    parse(Path::new("x.toml"), &format!("{GOOD}{cpu}\n[train]\nengine = \"fused\"\nprecision = \"bf16\"\n")).unwrap();
+    parse(Path::new("x.toml"), &format!("{GOOD}{cpu}\n[train]\nengine = \"graph\"\nprecision = \"fp16\"\n")).unwrap();
+    parse(Path::new("x.toml"), &format!("{GOOD}\n[train]\nprecision = \"bf16\"\n")).unwrap();
+    parse(Path::new("x.toml"), &format!("{GOOD}{cpu}\n[train]\nprecision = \"tf32\"\n")).unwrap();
 }

@@ -1,5 +1,7 @@
 //! Training hyper-parameters, defaulting to the recipe of reference/TRAINING_RECIPE.md.
 
+pub use crate::spec::{Engine, Precision};
+
 use super::select::SelectMetric;
 use crate::model::align::LabelAlignment;
 
@@ -36,6 +38,31 @@ pub struct TrainConfig {
     pub early_stopping_patience: usize,
     /// How much an evaluation must beat the best so far to count as an improvement.
     pub early_stopping_threshold: f64,
+    /// Which implementation computes the steps (see [`Engine`]).
+    pub engine: Engine,
+    /// The arithmetic of forward and backward passes (see [`Precision`]): on the graph engine
+    /// the dtype of weights and activations, on the fused engine that of the matrix products.
+    pub precision: Precision,
+}
+
+impl Precision {
+    /// The dtype of weights and activations in forward and backward passes.
+    pub fn compute_dtype(self) -> candle_core::DType {
+        match self {
+            Precision::Fp32 | Precision::Tf32 => candle_core::DType::F32,
+            Precision::Bf16 => candle_core::DType::BF16,
+            Precision::Fp16 => candle_core::DType::F16,
+        }
+    }
+}
+
+/// The precisions a resolved engine can compute: the capability table `nergrid validate`
+/// and `train` both consult.
+pub fn precisions_of(engine: Engine) -> &'static [&'static str] {
+    match engine {
+        Engine::Fused => &["fp32", "tf32", "bf16"],
+        Engine::Graph | Engine::Auto => &["fp32", "tf32", "bf16", "fp16"],
+    }
 }
 
 impl Default for TrainConfig {
@@ -58,6 +85,8 @@ impl Default for TrainConfig {
             eval_batch_size: 16,
             early_stopping_patience: 0,
             early_stopping_threshold: 0.0,
+            engine: Engine::Auto,
+            precision: Precision::Fp32,
         }
     }
 }

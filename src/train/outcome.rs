@@ -56,6 +56,13 @@ pub enum TrainEvent {
         epoch: usize,
     },
     TestScored(EvalScores),
+    /// How the matrix products compute: the `precision` key, the kernel family that runs
+    /// them and a line for the run's log.
+    Kernels {
+        precision: &'static str,
+        family: String,
+        note: String,
+    },
 }
 
 /// Gold entities broken by `max_length` truncation, per split.
@@ -92,6 +99,17 @@ pub struct TrainOutcome {
     /// Non-padding tokens of one pass over the training split.
     pub train_tokens_per_epoch: usize,
     pub test_seconds: f64,
-    /// The model with the best epoch's weights.
+    /// The engine that computed the steps (`Auto` resolved).
+    pub engine: super::Engine,
+    /// fp16 optimizer steps skipped because a gradient overflowed (loss scaling).
+    pub skipped_steps: usize,
+    /// Graph engine: the most host <-> device copies one optimizer step made.
+    pub transfers_per_step: Option<crate::model::transfer::Transfers>,
+    /// The `precision` key the run computed with.
+    pub precision: &'static str,
+    /// The kernels of the matrix products: on the fused engine the bf16 family (`amx`,
+    /// `avx512_bf16`, `emulated`) or the f32 kernels' name, on the graph engine `candle`.
+    pub kernels: String,
+    /// The model with the best epoch's weights (f32).
     pub model: TokenClassifier,
 }

@@ -5,18 +5,22 @@
 //! evaluated from the window where it is farthest from an edge.
 
 use super::batch::{epoch_order, eval_batches, micro_batches, padded_targets, steps_per_epoch};
-use super::clip::{clip_coefficient, global_norm, global_norm_host};
-use super::config::TrainConfig;
+use super::clip::{clip_coefficient, global_norm_host};
+use super::config::{precisions_of, Engine, Precision, TrainConfig};
 use super::error::TrainError;
+use super::graph::{read_loss, GraphEngine};
 use super::optimizer::{AdamW, AdamWConfig};
 use super::outcome::{EpochRecord, EvalScores, TrainEvent, TrainOutcome, TruncationLoss};
 use super::schedule::LinearSchedule;
 use super::select::{best_epoch, stops_early};
 use crate::model::align::AlignedSentence;
+use crate::model::bf16;
 use crate::model::encoder::HostBatch;
 use crate::model::fused;
 use crate::model::head::labelled_count;
-use crate::model::{masked_cross_entropy, Dropout, Inputs, TokenClassifier};
+use crate::model::kernels::Products;
+use crate::model::transfer::Transfers;
+use crate::model::{masked_cross_entropy, Dropout, TokenClassifier};
 use candle_core::{Device, Tensor, D};
 use std::time::Instant;
 
@@ -101,10 +105,16 @@ pub fn train(
         return Err(TrainError::Config("early stopping needs a validation split; this run has none".into()));
     }
     let mut run = Run::new(model, cfg, device, splits)?;
+    on_event(TrainEvent::Kernels {
+        precision: cfg.precision.name(),
+        family: run.kernels.family.clone(),
+        note: run.kernels.note.clone(),
+    });
     let started = Instant::now();
     let epochs = run.epochs(splits, evaluate, on_event)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let tested = run.test(&splits.test, &splits.test_tags, evaluate, on_event)?;
+    let (engine, skipped_steps, transfers_per_step) = run.finish()?;
     let tokens = splits.train.windows.iter().map(|s| s.ids.len()).sum::<usize>();
     Ok(TrainOutcome {
         best_epoch: run.best_epoch,
@@ -119,6 +129,11 @@ pub fn train(
         train_tokens_per_epoch: tokens,
         test_seconds: tested.seconds,
         epochs,
+        engine,
+        skipped_steps,
+        transfers_per_step,
+        precision: cfg.precision.name(),
+        kernels: run.kernels.family,
         model: run.model,
     })
 }
@@ -129,46 +144,170 @@ fn training_tokens_per_sec(tokens_per_epoch: usize, epochs: &[EpochRecord]) -> f
     (tokens_per_epoch * epochs.len()) as f64 / seconds.max(1e-9)
 }
 
+/// The engine of a run and its state.
+enum Steps {
+    /// The fused CPU path: host gradient buffers reused across steps.
+    Fused {
+        optimizer: AdamW,
+        dropout: Dropout,
+        grads: Vec<Vec<f32>>,
+    },
+    Graph(Box<GraphEngine>),
+}
+
 /// Mutable state of one run.
 struct Run<'a> {
+    /// The f32 model (in half precision the graph engine trains a copy and writes its f32
+    /// masters back here at the end).
     model: TokenClassifier,
     cfg: &'a TrainConfig,
-    device: &'a Device,
-    optimizer: AdamW,
+    steps: Steps,
     schedule: LinearSchedule,
-    dropout: Dropout,
+    /// Optimizer steps attempted.
     step: usize,
+    /// Optimizer steps taken (the schedule's position: skipped fp16 steps do not advance it).
+    scheduled: usize,
     best_epoch: usize,
     best_weights: Option<Vec<Tensor>>,
     /// Set when early stopping ended training after this epoch.
     stopped_epoch: Option<usize>,
-    /// Gradient buffers of the fused CPU path, reused across steps; `None` on other devices.
-    host_grads: Option<Vec<Vec<f32>>>,
+    /// The kernels of the matrix products (the fused engine's bf16 or f32 family).
+    kernels: Kernels,
+}
+
+/// How a run's matrix products compute and which kernels do it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Kernels {
+    /// What the fused engine's products compute in (`F32` on the graph engine: unused).
+    products: Products,
+    /// The family's name for `result.json`.
+    family: String,
+    /// The line `log.txt` gets.
+    note: String,
+}
+
+/// The kernels for `precision` on a resolved `engine`, with the bf16 family `select` gives on
+/// the fused engine (the graph engine's products are candle's, in its compute dtype).
+fn kernels(
+    precision: Precision,
+    engine: Engine,
+    select: impl FnOnce() -> Result<bf16::Selection, String>,
+) -> Result<Kernels, TrainError> {
+    let f32_kernels = |family: &str| Kernels {
+        products: Products::F32,
+        family: family.to_string(),
+        note: format!("matrix products: {} in f32 ({family})", precision.name()),
+    };
+    match (precision, engine) {
+        (Precision::Fp32 | Precision::Tf32, Engine::Fused) => Ok(f32_kernels(bf16::f32_family())),
+        (Precision::Bf16, Engine::Fused) => {
+            let selection = select().map_err(TrainError::Config)?;
+            let family = selection.family.name().to_string();
+            Ok(Kernels { products: Products::Bf16(selection.family), family, note: selection.note })
+        }
+        (Precision::Fp16, Engine::Fused) => Err(TrainError::Config(format!(
+            "precision fp16 is not computed by the fused engine (it computes {}); engine = \"graph\" computes {}",
+            precisions_of(Engine::Fused).join(", "),
+            precisions_of(Engine::Graph).join(", ")
+        ))),
+        (_, _) => Ok(Kernels {
+            products: Products::F32,
+            family: "candle".into(),
+            note: format!("matrix products: {} on the graph engine (candle)", precision.name()),
+        }),
+    }
+}
+
+/// The engine `cfg` asks for on `device`, refused when it cannot run there or cannot compute
+/// the precision.
+fn choose_engine(cfg: &TrainConfig, model: &TokenClassifier, device: &Device) -> Result<Engine, TrainError> {
+    let engine = match (cfg.engine, device.is_cpu() && fused::available(model)) {
+        (Engine::Auto, false) => Engine::Graph,
+        (engine, _) => engine.resolve(device.is_cpu()),
+    };
+    if engine == Engine::Fused && !device.is_cpu() {
+        return Err(TrainError::Config("the fused engine runs on the CPU only; use engine = \"graph\"".into()));
+    }
+    let supported = precisions_of(engine);
+    if !supported.contains(&cfg.precision.name()) {
+        return Err(TrainError::Config(format!(
+            "the {} engine computes precision {}, not {}; engine = \"graph\" computes {}",
+            engine.name(),
+            supported.join(", "),
+            cfg.precision.name(),
+            precisions_of(Engine::Graph).join(", ")
+        )));
+    }
+    Ok(engine)
 }
 
 impl<'a> Run<'a> {
     fn new(
         model: TokenClassifier,
         cfg: &'a TrainConfig,
-        device: &'a Device,
+        device: &Device,
         splits: &AlignedSplits,
     ) -> Result<Run<'a>, TrainError> {
         let total = cfg.epochs * steps_per_epoch(splits.train.windows.len(), cfg.batch_size);
-        let optimizer = AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?;
-        let host_grads = fused::available(&model).then(|| fused::zero_grads(model.params()));
+        let engine = choose_engine(cfg, &model, device)?;
+        let kernels = kernels(cfg.precision, engine, bf16::select)?;
+        let steps = match engine {
+            Engine::Fused => Steps::Fused {
+                optimizer: AdamW::new(model.params(), AdamWConfig::with_weight_decay(cfg.weight_decay))?,
+                dropout: Dropout::new(cfg.seed),
+                grads: fused::zero_grads(model.params()),
+            },
+            _ => Steps::Graph(Box::new(GraphEngine::new(&model, cfg, device)?)),
+        };
         Ok(Run {
             schedule: LinearSchedule::new(cfg.learning_rate, total, cfg.warmup_steps, cfg.warmup_ratio),
-            optimizer,
-            dropout: Dropout::new(cfg.seed),
+            steps,
             model,
             cfg,
-            device,
             step: 0,
+            scheduled: 0,
             best_epoch: 0,
             best_weights: None,
             stopped_epoch: None,
-            host_grads,
+            kernels,
         })
+    }
+
+    /// The engine that ran, fp16 steps skipped, and (graph engine) the most copies of a step;
+    /// leaves the f32 weights in `self.model`.
+    fn finish(&self) -> Result<(Engine, usize, Option<Transfers>), TrainError> {
+        match &self.steps {
+            Steps::Fused { .. } => Ok((Engine::Fused, 0, None)),
+            Steps::Graph(g) => {
+                g.write_masters(self.model.params())?;
+                Ok((Engine::Graph, g.skipped_steps(), Some(g.worst_step_transfers())))
+            }
+        }
+    }
+
+    /// The weights as they are now (the f32 masters on the graph engine).
+    fn snapshot(&self) -> Result<Vec<Tensor>, TrainError> {
+        match &self.steps {
+            Steps::Fused { .. } => Ok(self.model.params().snapshot()?),
+            Steps::Graph(g) => Ok(g.snapshot()),
+        }
+    }
+
+    fn restore(&mut self, weights: &[Tensor]) -> Result<(), TrainError> {
+        match &mut self.steps {
+            Steps::Fused { .. } => Ok(self.model.params().restore(weights)?),
+            Steps::Graph(g) => Ok(g.restore(weights)?),
+        }
+    }
+
+    /// The model evaluation runs (in the compute dtype on the graph engine), and the engine.
+    fn predict(&self, aligned: &[AlignedSentence]) -> Result<SplitPrediction, TrainError> {
+        match &self.steps {
+            Steps::Fused { .. } => {
+                predict_split(self.kernels.products, &self.model, aligned, self.cfg.eval_batch_size, &Device::Cpu)
+            }
+            Steps::Graph(g) => predict_on_graph(g, aligned, self.cfg.eval_batch_size),
+        }
     }
 
     /// Trains every epoch, validating after each; leaves the best epoch's weights loaded.
@@ -192,7 +331,7 @@ impl<'a> Run<'a> {
             }
         }
         if let Some(weights) = self.best_weights.take() {
-            self.model.params().restore(&weights)?;
+            self.restore(&weights)?;
         }
         on_event(TrainEvent::BestEpoch { epoch: self.best_epoch });
         Ok(records)
@@ -211,7 +350,7 @@ impl<'a> Run<'a> {
             // The last epoch's weights are the live ones: no copy needed if it stays best.
             self.best_weights = match last == self.cfg.epochs {
                 true => None,
-                false => Some(self.model.params().snapshot()?),
+                false => Some(self.snapshot()?),
             };
         }
         Ok(())
@@ -230,7 +369,7 @@ impl<'a> Run<'a> {
         on_event(TrainEvent::EpochStart { epoch, steps: batches.len() });
         let (mut loss_sum, mut lr) = (0.0, 0.0);
         for batch in &batches {
-            lr = self.schedule.lr(self.step);
+            lr = self.schedule.lr(self.scheduled);
             let loss = self.optimizer_step(batch, &splits.train.windows, lr, epoch)?;
             loss_sum += loss;
             self.step += 1;
@@ -271,75 +410,30 @@ impl<'a> Run<'a> {
         let denominator = labelled.max(1) as f64;
         let micro = micro_batches(batch, self.cfg.grad_accum);
         let non_finite = TrainError::NonFiniteLoss { epoch, step: self.step + 1 };
-        if let Some(mut grads) = self.host_grads.take() {
-            let loss = self.host_gradients(&micro, train, denominator, &mut grads);
-            let norm = global_norm_host(&grads);
-            let result = match loss {
-                Ok(loss) if !loss.is_finite() || !norm.is_finite() => Err(non_finite),
-                Ok(loss) => {
-                    let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
-                    self.optimizer.step_host(&grads, lr, scale).map(|_| loss).map_err(TrainError::from)
-                }
-                Err(e) => Err(e),
-            };
-            self.host_grads = Some(grads);
-            return result;
-        }
-        let (loss, grads) = self.graph_gradients(&micro, train, denominator)?;
-        let present: Vec<&Tensor> = grads.iter().flatten().collect();
-        let norm = global_norm(&present)?;
-        if !loss.is_finite() || !norm.is_finite() {
-            return Err(non_finite);
-        }
-        let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
-        self.optimizer.step(&grads, lr, scale)?;
-        Ok(loss)
-    }
-
-    /// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fast`]).
-    fn host_gradients(
-        &mut self,
-        micro: &[&[usize]],
-        train: &[AlignedSentence],
-        denominator: f64,
-        grads: &mut [Vec<f32>],
-    ) -> Result<f64, TrainError> {
-        grads.iter_mut().for_each(|g| crate::model::kernels::zero(g));
-        let mut loss = 0.0;
-        for rows in micro {
-            let (batch, targets) = host_batch(rows, train, self.model.config());
-            let dropout = Some(&mut self.dropout);
-            loss += fused::loss_and_grads(&self.model, &batch, &targets, denominator, dropout, grads)?;
-        }
-        Ok(loss)
-    }
-
-    /// Loss and gradients through candle's autograd (any device).
-    fn graph_gradients(
-        &mut self,
-        micro: &[&[usize]],
-        train: &[AlignedSentence],
-        denominator: f64,
-    ) -> Result<(f64, Vec<Option<Tensor>>), TrainError> {
-        let mut grads: Vec<Option<Tensor>> = vec![None; self.model.params().len()];
-        let mut loss = 0.0;
-        for rows in micro {
-            let (batch, targets) = host_batch(rows, train, self.model.config());
-            let inputs = Inputs::from_host(&batch, self.device)?;
-            let logits = self.model.forward(&inputs, Some(&mut self.dropout))?;
-            let micro_loss = masked_cross_entropy(&logits, &targets, denominator)?;
-            loss += micro_loss.to_scalar::<f32>()? as f64;
-            let mut store = micro_loss.backward()?;
-            for (slot, (_, var)) in grads.iter_mut().zip(self.model.params().iter()) {
-                if let Some(g) = store.remove(var.as_tensor()) {
-                    *slot = Some(match slot.take() {
-                        Some(acc) => (acc + g)?,
-                        None => g,
-                    });
-                }
+        if let Steps::Graph(engine) = &mut self.steps {
+            let micro: Vec<_> = micro.iter().map(|rows| host_batch(rows, train, self.model.config())).collect();
+            let outcome = engine.step(&micro, denominator, self.step as u64, lr, self.cfg.max_grad_norm)?;
+            let scaled = self.cfg.precision == Precision::Fp16;
+            if !scaled && !outcome.applied {
+                return Err(non_finite);
             }
+            self.scheduled += outcome.applied as usize;
+            return Ok(outcome.loss);
         }
-        Ok((loss, grads))
+        let Steps::Fused { optimizer, dropout, grads } = &mut self.steps else { unreachable!("graph handled above") };
+        let products = self.kernels.products;
+        let loss = fused_gradients(products, &self.model, &micro, train, denominator, dropout, grads);
+        let norm = global_norm_host(grads);
+        match loss {
+            Ok(loss) if !loss.is_finite() || !norm.is_finite() => Err(non_finite),
+            Ok(loss) => {
+                let scale = clip_coefficient(norm, self.cfg.max_grad_norm);
+                optimizer.step_host(grads, lr, scale)?;
+                self.scheduled += 1;
+                Ok(loss)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Scores the validation split: word-level tags at first sub-words of kept words.
@@ -352,8 +446,7 @@ impl<'a> Run<'a> {
         if aligned.windows.is_empty() {
             return Ok((EvalScores::default(), f64::NAN));
         }
-        let SplitPrediction { words, loss } =
-            predict_split(&self.model, &aligned.windows, self.cfg.eval_batch_size, self.device)?;
+        let SplitPrediction { words, loss } = self.predict(&aligned.windows)?;
         let predicted = aligned.sentence_words(&words);
         let (gold, pred) = kept_words(tags, &predicted, self.model.labels());
         let scores = evaluate(&gold, &pred).map_err(|e| TrainError::Evaluate(e.into()))?;
@@ -369,8 +462,7 @@ impl<'a> Run<'a> {
         on_event: &mut dyn FnMut(TrainEvent),
     ) -> Result<Tested, TrainError> {
         let started = Instant::now();
-        let SplitPrediction { words, .. } =
-            predict_split(&self.model, &aligned.windows, self.cfg.eval_batch_size, self.device)?;
+        let SplitPrediction { words, .. } = self.predict(&aligned.windows)?;
         let predicted = aligned.sentence_words(&words);
         let (gold, pred) = kept_words(tags, &predicted, self.model.labels());
         let scores = match aligned.windows.is_empty() {
@@ -385,6 +477,25 @@ impl<'a> Run<'a> {
             .collect();
         Ok(Tested { scores, gold: tags.to_vec(), pred: all_pred, seconds: started.elapsed().as_secs_f64() })
     }
+}
+
+/// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fused`]).
+fn fused_gradients(
+    products: Products,
+    model: &TokenClassifier,
+    micro: &[&[usize]],
+    train: &[AlignedSentence],
+    denominator: f64,
+    dropout: &mut Dropout,
+    grads: &mut [Vec<f32>],
+) -> Result<f64, TrainError> {
+    grads.iter_mut().for_each(|g| crate::model::kernels::zero(g));
+    let mut loss = 0.0;
+    for rows in micro {
+        let (batch, targets) = host_batch(rows, train, model.config());
+        loss += fused::loss_and_grads(products, model, &batch, &targets, denominator, Some(&mut *dropout), grads)?;
+    }
+    Ok(loss)
 }
 
 /// The test evaluation: scores on kept words, every word's gold and predicted tag.
@@ -411,13 +522,19 @@ fn host_batch(rows: &[usize], split: &[AlignedSentence], cfg: &crate::model::Con
 }
 
 /// Logits without dropout: [batch * seq, labels] on the host, by the fused path on the CPU.
-fn eval_logits(model: &TokenClassifier, batch: &HostBatch, device: &Device) -> Result<Tensor, TrainError> {
+fn eval_logits(
+    products: Products,
+    model: &TokenClassifier,
+    batch: &HostBatch,
+    device: &Device,
+) -> Result<Tensor, TrainError> {
     if fused::available(model) {
         let labels = model.labels().len();
-        let logits = fused::logits(model, batch)?;
+        let logits = fused::logits(products, model, batch)?;
         return Ok(Tensor::from_vec(logits, (batch.batch * batch.seq, labels), &Device::Cpu)?);
     }
-    Ok(model.forward(&Inputs::from_host(batch, device)?, None)?)
+    let inputs = crate::model::Inputs::from_host(batch, device)?;
+    Ok(model.forward(&inputs, None)?.to_dtype(candle_core::DType::F32)?)
 }
 
 /// Gold and predicted tags of the words that kept a sub-word (the recipe drops the rest).
@@ -436,32 +553,62 @@ fn kept_words(
 
 /// Runs the model without dropout over `aligned` in length-grouped batches.
 pub fn predict_split(
+    products: Products,
     model: &TokenClassifier,
     aligned: &[AlignedSentence],
     batch_size: usize,
     device: &Device,
 ) -> Result<SplitPrediction, TrainError> {
+    let mut loss_sum = 0.0;
+    let words = predict_words(aligned, batch_size, model.config(), |host, targets, weight| {
+        let logits = eval_logits(products, model, host, device)?;
+        let labelled = labelled_count(targets).max(1) as f64;
+        let loss = masked_cross_entropy(&logits, targets, labelled)?.to_scalar::<f32>()?;
+        loss_sum += loss as f64 * weight;
+        Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+    })?;
+    Ok(SplitPrediction { words, loss: loss_sum / aligned.len().max(1) as f64 })
+}
+
+/// [`predict_split`] on the graph engine: per batch only the class ids come back, the loss
+/// once at the end.
+fn predict_on_graph(
+    engine: &GraphEngine,
+    aligned: &[AlignedSentence],
+    batch_size: usize,
+) -> Result<SplitPrediction, TrainError> {
+    let mut loss_sum = None;
+    let words = predict_words(aligned, batch_size, engine.model().config(), |host, targets, weight| {
+        Ok(engine.classify(host, targets, weight, &mut loss_sum)?)
+    })?;
+    Ok(SplitPrediction { words, loss: read_loss(loss_sum)? / aligned.len().max(1) as f64 })
+}
+
+/// Each word's class at its first sub-word, from `classify(batch, targets, sentences in the
+/// batch)` -> the class id of every position, over length-grouped batches.
+fn predict_words(
+    aligned: &[AlignedSentence],
+    batch_size: usize,
+    cfg: &crate::model::Config,
+    mut classify: impl FnMut(&HostBatch, &[i64], f64) -> Result<Vec<u32>, TrainError>,
+) -> Result<Vec<Vec<Option<usize>>>, TrainError> {
     let lengths: Vec<usize> = aligned.iter().map(|s| s.ids.len()).collect();
     let mut predicted = vec![Vec::new(); aligned.len()];
-    let mut loss_sum = 0.0;
     for batch in eval_batches(&lengths, batch_size) {
-        let (host, targets) = host_batch(&batch, aligned, model.config());
-        let logits = eval_logits(model, &host, device)?;
-        let labelled = labelled_count(&targets).max(1) as f64;
-        let loss = masked_cross_entropy(&logits, &targets, labelled)?.to_scalar::<f32>()?;
-        loss_sum += loss as f64 * batch.len() as f64;
-        let classes = logits.argmax(D::Minus1)?.to_vec1::<u32>()?;
+        let (host, targets) = host_batch(&batch, aligned, cfg);
+        let classes = classify(&host, &targets, batch.len() as f64)?;
         for (row, &i) in batch.iter().enumerate() {
             predicted[i] =
                 aligned[i].first_token.iter().map(|t| t.map(|t| classes[row * host.seq + t] as usize)).collect();
         }
     }
-    Ok(SplitPrediction { words: predicted, loss: loss_sum / aligned.len().max(1) as f64 })
+    Ok(predicted)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::bf16::{choose, Family};
     use crate::model::{random_model, Config};
 
     /// Sentence `i` of a toy language: word ids 5..15, entity words 15..20 tagged B-X.
@@ -530,5 +677,28 @@ mod tests {
             tokens_per_sec: 0.0,
         };
         assert_eq!(training_tokens_per_sec(100, &[record(1.0, 3.0), record(1.0, 5.0)]), 100.0);
+    }
+
+    #[test]
+    fn precision_picks_the_products_and_names_the_kernels() {
+        let amx = || choose(Family::Amx, None);
+        let bf16 = kernels(Precision::Bf16, Engine::Fused, amx).unwrap();
+        assert_eq!((bf16.products, bf16.family.as_str()), (Products::Bf16(Family::Amx), "amx"));
+        assert_eq!(bf16.note, "bf16 kernels: amx");
+        let forced = kernels(Precision::Bf16, Engine::Fused, || choose(Family::Amx, Some("emulated"))).unwrap();
+        assert_eq!(forced.products, Products::Bf16(Family::Emulated));
+        for precision in [Precision::Fp32, Precision::Tf32] {
+            let f32_kernels = kernels(precision, Engine::Fused, amx).unwrap();
+            assert_eq!((f32_kernels.products, f32_kernels.family.as_str()), (Products::F32, bf16::f32_family()));
+        }
+        // The graph engine computes every precision with candle's products.
+        for precision in [Precision::Fp32, Precision::Bf16, Precision::Fp16] {
+            let graph = kernels(precision, Engine::Graph, amx).unwrap();
+            assert_eq!((graph.products, graph.family.as_str()), (Products::F32, "candle"));
+        }
+        let refused = kernels(Precision::Fp16, Engine::Fused, amx).unwrap_err().to_string();
+        assert!(refused.contains("precision fp16 is not computed by the fused engine"), "{refused}");
+        let bad = kernels(Precision::Bf16, Engine::Fused, || choose(Family::Amx, Some("x"))).unwrap_err();
+        assert!(bad.to_string().contains("NERGRID_CPU_KERNELS: unknown kernel family \"x\""), "{bad}");
     }
 }

@@ -1,0 +1,607 @@
+//! bf16 matrix products of the fused CPU path: both operands rounded to bf16 (round to
+//! nearest even, as torch's autocast), products accumulated in f32.
+//!
+//! Three kernel families, the best one the CPU has chosen once per process: AMX tiles
+//! (`tdpbf16ps` through `asm!`, after Linux grants the tile state with `arch_prctl`),
+//! AVX512-BF16 dot products (`_mm512_dpbf16_ps`), or an emulation that rounds the operands
+//! to bf16 and multiplies them with the f32 kernels (the same rounded inputs, f32 speed).
+//! [`FORCE_VARIABLE`] forces a lower family. The binary stays portable: the AVX-512 and AMX
+//! code only runs after the run-time checks.
+//!
+//! AMX and AVX512-BF16 read the same packed operands: `a` as bf16 rows padded to a multiple
+//! of [`TILE`] in both directions, `b` in the pair-interleaved ("VNNI") layout the dot-product
+//! instructions take, `[k / 2][n][2]`, padded likewise. Padding is zero, so edges need no
+//! special code; each 32 x 32 block of the result goes through a scratch block into `dst`.
+
+use super::kernels::{self, View};
+use rayon::prelude::*;
+use std::sync::OnceLock;
+
+/// Rows, columns and depth of one block of the packed products.
+const TILE: usize = 32;
+
+/// Multiply-adds from which a product's row blocks run in parallel.
+const PARALLEL_WORK: usize = 1 << 21;
+
+/// The environment variable that forces a lower kernel family.
+pub const FORCE_VARIABLE: &str = "NERGRID_CPU_KERNELS";
+
+/// A family of bf16 kernels, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Family {
+    /// bf16-rounded operands multiplied by the f32 kernels.
+    Emulated,
+    Avx512Bf16,
+    Amx,
+}
+
+impl Family {
+    const ALL: [Family; 3] = [Family::Amx, Family::Avx512Bf16, Family::Emulated];
+
+    /// The name `result.json`, `log.txt` and [`FORCE_VARIABLE`] use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Amx => "amx",
+            Family::Avx512Bf16 => "avx512_bf16",
+            Family::Emulated => "emulated",
+        }
+    }
+
+    fn parse(name: &str) -> Option<Family> {
+        Family::ALL.into_iter().find(|f| f.name() == name)
+    }
+
+    /// Every family this CPU can run, best first.
+    pub fn available() -> Vec<Family> {
+        Family::ALL.into_iter().filter(|&f| f <= best_on_this_cpu()).collect()
+    }
+}
+
+/// The family a run uses and the line `log.txt` gets about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub family: Family,
+    pub note: String,
+}
+
+/// The family to run given the best the CPU has and the value of [`FORCE_VARIABLE`] (unset or
+/// empty: the best). A forced family above the CPU's gives the CPU's best, and says so.
+pub fn choose(best: Family, forced: Option<&str>) -> Result<Selection, String> {
+    let forced = forced.map(str::trim).filter(|s| !s.is_empty());
+    let Some(name) = forced else {
+        let note = match best {
+            Family::Emulated => "bf16 kernels: emulated (the CPU has neither AMX nor AVX512-BF16: operands rounded \
+                                 to bf16, products computed in f32, at f32 speed)"
+                .to_string(),
+            _ => format!("bf16 kernels: {}", best.name()),
+        };
+        return Ok(Selection { family: best, note });
+    };
+    let asked = Family::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = Family::ALL.iter().map(|f| f.name()).collect();
+        format!("{FORCE_VARIABLE}: unknown kernel family \"{name}\" (one of {})", names.join(", "))
+    })?;
+    let family = asked.min(best);
+    let note = match asked > best {
+        true => format!(
+            "bf16 kernels: {} ({FORCE_VARIABLE}={name}, which this CPU cannot run; its best is {})",
+            family.name(),
+            best.name()
+        ),
+        false => {
+            format!("bf16 kernels: {} (forced by {FORCE_VARIABLE}; the CPU's best is {})", family.name(), best.name())
+        }
+    };
+    Ok(Selection { family, note })
+}
+
+/// [`choose`] with this CPU and the process environment.
+pub fn select() -> Result<Selection, String> {
+    choose(best_on_this_cpu(), std::env::var(FORCE_VARIABLE).ok().as_deref())
+}
+
+/// The best family this CPU (and its operating system) runs; detected once per process.
+pub fn best_on_this_cpu() -> Family {
+    static BEST: OnceLock<Family> = OnceLock::new();
+    *BEST.get_or_init(detect)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn detect() -> Family {
+    // Each family implies the ones below it: the AMX path also runs the AVX512-BF16 kernel
+    // when forced to, so it needs that too.
+    let avx512_bf16 = std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512bf16");
+    match (avx512_bf16, avx512_bf16 && amx::enable()) {
+        (_, true) => Family::Amx,
+        (true, false) => Family::Avx512Bf16,
+        _ => Family::Emulated,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn detect() -> Family {
+    Family::Emulated
+}
+
+/// The name of the f32 kernels `gemm` dispatches to on this CPU (its rule: AVX-512F, else FMA,
+/// else scalar code), for the run's record.
+pub fn f32_family() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            return "gemm_avx512";
+        }
+        if std::is_x86_feature_detected!("fma") {
+            return "gemm_fma";
+        }
+        "gemm_scalar"
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    "gemm"
+}
+
+/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits.
+#[inline(always)]
+pub fn to_bf16(x: f32) -> u16 {
+    let bits = x.to_bits();
+    if x.is_nan() {
+        return ((bits >> 16) | 0x40) as u16;
+    }
+    // Non-NaN bit patterns are at most 0xFF80_0000: the addition cannot overflow.
+    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// `x` rounded to the nearest bf16, as an f32.
+#[inline(always)]
+pub fn round_bf16(x: f32) -> f32 {
+    f32::from_bits((to_bf16(x) as u32) << 16)
+}
+
+/// `dst = a·b` (or `+=` when `accumulate`) with bf16 operands and f32 accumulation; `dst`
+/// rows `dst_stride` apart. `threads` > 1 spreads blocks of rows over rayon's threads.
+#[allow(clippy::too_many_arguments)]
+pub fn product(family: Family, dst: &mut [f32], dst_stride: usize, a: View, b: View, accumulate: bool, threads: usize) {
+    let (m, n, k) = (a.rows(), b.cols(), a.cols());
+    assert_eq!(a.cols(), b.rows(), "matmul: inner dimensions differ");
+    assert!(m == 0 || (m - 1) * dst_stride + n <= dst.len(), "matmul: dst too small");
+    if m == 0 || n == 0 || k == 0 {
+        return kernels::product_f32(dst, dst_stride, a, b, accumulate, threads);
+    }
+    let family = family.min(best_on_this_cpu());
+    // Below a few million multiply-adds, handing blocks to other threads costs more than it
+    // saves.
+    let threads = if m * n * k < PARALLEL_WORK { 1 } else { threads };
+    match family {
+        Family::Emulated => {
+            let (ra, rb) = (rounded(a), rounded(b));
+            let (va, vb) = (View::new(&ra, m, k), View::new(&rb, k, n));
+            kernels::product_f32(dst, dst_stride, va, vb, accumulate, threads)
+        }
+        _ => {
+            let packed_a = PackedA::new(a, threads);
+            let packed_b = PackedB::new(b, threads);
+            blocks(family, &packed_a, &packed_b, dst, dst_stride, (m, n), accumulate, threads)
+        }
+    }
+}
+
+/// A row-major copy of `v` with every element rounded to bf16.
+fn rounded(v: View) -> Vec<f32> {
+    let mut out = Vec::with_capacity(v.rows() * v.cols());
+    for r in 0..v.rows() {
+        out.extend((0..v.cols()).map(|c| round_bf16(v.data()[r * v.row_stride() + c * v.col_stride()])));
+    }
+    out
+}
+
+/// `a` (m x k) as bf16 rows of `depth` (k rounded up to [`TILE`]), `rows` rounded up likewise.
+struct PackedA {
+    data: Vec<u16>,
+    rows: usize,
+    depth: usize,
+}
+
+impl PackedA {
+    fn new(a: View, threads: usize) -> PackedA {
+        let (rows, depth) = (a.rows().next_multiple_of(TILE), a.cols().next_multiple_of(TILE));
+        let mut data = vec![0u16; rows * depth];
+        // One block of TILE rows per task.
+        let fill = |(block, out): (usize, &mut [u16])| {
+            let height = TILE.min(a.rows().saturating_sub(block * TILE));
+            let src = |r: usize, c: usize| a.data()[(block * TILE + r) * a.row_stride() + c * a.col_stride()];
+            kernels::vectorised(|| {
+                // Read along whichever direction is contiguous in memory (a transposed view
+                // has its rows' elements far apart).
+                if a.col_stride() == 1 {
+                    for r in 0..height {
+                        (0..a.cols()).for_each(|c| out[r * depth + c] = to_bf16(src(r, c)));
+                    }
+                } else {
+                    for c in 0..a.cols() {
+                        (0..height).for_each(|r| out[r * depth + c] = to_bf16(src(r, c)));
+                    }
+                }
+            })
+        };
+        match threads {
+            1 => data.chunks_mut(TILE * depth).enumerate().for_each(fill),
+            _ => data.par_chunks_mut(TILE * depth).enumerate().for_each(fill),
+        }
+        PackedA { data, rows, depth }
+    }
+}
+
+/// `b` (k x n) in panels of [`TILE`] columns, each panel `depth / 2` rows of [`TILE`] pairs:
+/// element (2p + t, j) at `((j / TILE) * depth / 2 + p) * 2 * TILE + (j % TILE) * 2 + t`, with k
+/// and n rounded up to [`TILE`]. A panel is contiguous, so a kernel streams it.
+struct PackedB {
+    data: Vec<u16>,
+    cols: usize,
+    depth: usize,
+}
+
+impl PackedB {
+    fn new(b: View, threads: usize) -> PackedB {
+        let (cols, depth) = (b.cols().next_multiple_of(TILE), b.rows().next_multiple_of(TILE));
+        let mut data = vec![0u16; depth * cols];
+        let fill = |(panel, out): (usize, &mut [u16])| {
+            let width = TILE.min(b.cols() - panel * TILE);
+            let at = |k: usize, jj: usize| (k / 2) * 2 * TILE + jj * 2 + k % 2;
+            let src = |k: usize, jj: usize| b.data()[k * b.row_stride() + (panel * TILE + jj) * b.col_stride()];
+            kernels::vectorised(|| {
+                // Read along whichever direction is contiguous in memory.
+                if b.row_stride() == 1 {
+                    for jj in 0..width {
+                        (0..b.rows()).for_each(|k| out[at(k, jj)] = to_bf16(src(k, jj)));
+                    }
+                } else {
+                    for k in 0..b.rows() {
+                        (0..width).for_each(|jj| out[at(k, jj)] = to_bf16(src(k, jj)));
+                    }
+                }
+            })
+        };
+        match threads {
+            1 => data.chunks_mut(depth * TILE).enumerate().for_each(fill),
+            _ => data.par_chunks_mut(depth * TILE).enumerate().for_each(fill),
+        }
+        PackedB { data, cols, depth }
+    }
+
+    /// The panel of columns `col..col + TILE`.
+    fn panel(&self, col: usize) -> &[u16] {
+        &self.data[col * self.depth..(col + TILE) * self.depth]
+    }
+}
+
+/// Every [`TILE`]-row block of the `m x n` result, in parallel when `threads` > 1.
+#[allow(clippy::too_many_arguments)]
+fn blocks(
+    family: Family,
+    a: &PackedA,
+    b: &PackedB,
+    dst: &mut [f32],
+    stride: usize,
+    (m, n): (usize, usize),
+    accumulate: bool,
+    threads: usize,
+) {
+    assert!(a.depth == b.depth && a.rows >= m && b.cols >= n);
+    let dst = &mut dst[..(m - 1) * stride + n];
+    let row_block = |(i, out): (usize, &mut [f32])| {
+        let rows = TILE.min(m - i * TILE);
+        row_block(family, a, b, i * TILE, out, stride, (rows, n), accumulate)
+    };
+    match threads {
+        1 => dst.chunks_mut(TILE * stride).enumerate().for_each(row_block),
+        _ => dst.par_chunks_mut(TILE * stride).enumerate().for_each(row_block),
+    }
+}
+
+/// One block of [`TILE`] rows starting at `row` (only `rows` of them real): every column block.
+#[allow(clippy::too_many_arguments)]
+fn row_block(
+    family: Family,
+    a: &PackedA,
+    b: &PackedB,
+    row: usize,
+    out: &mut [f32],
+    stride: usize,
+    (rows, cols): (usize, usize),
+    accumulate: bool,
+) {
+    let mut scratch = [0f32; TILE * TILE];
+    let a_block = &a.data[row * a.depth..(row + TILE) * a.depth];
+    #[cfg(target_arch = "x86_64")]
+    let _tiles = (family == Family::Amx).then(amx::Tiles::configure);
+    for col in (0..cols).step_by(TILE) {
+        #[cfg(target_arch = "x86_64")]
+        match family {
+            // SAFETY: `Tiles::configure` ran on this thread (the family is only Amx when the
+            // CPU and kernel allow tiles); the kernels check the operands' lengths.
+            Family::Amx => unsafe { amx::block(a_block, b.panel(col), a.depth, &mut scratch) },
+            // SAFETY: `product` lowers the family to what the CPU has, and `detect` only finds
+            // Avx512Bf16 or Amx when the CPU has AVX512F and AVX512-BF16.
+            _ => unsafe { avx512::block(a_block, b.panel(col), a.depth, &mut scratch) },
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("bf16 kernel {family:?} without x86_64");
+        let width = TILE.min(cols - col);
+        for r in 0..rows {
+            let dst = &mut out[r * stride + col..r * stride + col + width];
+            let src = &scratch[r * TILE..r * TILE + width];
+            match accumulate {
+                true => dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s),
+                false => dst.copy_from_slice(src),
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::TILE;
+    use std::arch::x86_64::*;
+
+    /// A 32 x 32 block: rows of `a` (TILE x depth, bf16) times a panel of `b` (`depth / 2`
+    /// rows of TILE pairs), into `out` (TILE x TILE, row-major).
+    ///
+    /// # Safety
+    /// The CPU has AVX512F and AVX512-BF16.
+    #[target_feature(enable = "avx512f,avx512bf16")]
+    pub(super) unsafe fn block(a: &[u16], panel: &[u16], depth: usize, out: &mut [f32; TILE * TILE]) {
+        assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth.is_multiple_of(2));
+        for r0 in (0..TILE).step_by(8) {
+            let mut acc = [[_mm512_setzero_ps(); 2]; 8];
+            for p in 0..depth / 2 {
+                // SAFETY (reads): p < depth / 2 keeps both vectors of the pair row in `panel`,
+                // and (r0 + i) * depth + 2p + 1 < TILE * depth keeps the pair of `a` in `a`.
+                let bp = panel.as_ptr().add(p * 2 * TILE);
+                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp as *const _));
+                let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(bp.add(TILE) as *const _));
+                for (i, acc) in acc.iter_mut().enumerate() {
+                    let pair = (a.as_ptr().add((r0 + i) * depth + 2 * p) as *const i32).read_unaligned();
+                    let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(pair));
+                    acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
+                    acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
+                }
+            }
+            for (i, acc) in acc.iter().enumerate() {
+                let row = out.as_mut_ptr().add((r0 + i) * TILE);
+                _mm512_storeu_ps(row, acc[0]);
+                _mm512_storeu_ps(row.add(16), acc[1]);
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod amx {
+    use super::TILE;
+    use std::arch::asm;
+
+    /// Asks Linux for the AMX tile data state (without it the first tile instruction traps),
+    /// after checking CPUID for AMX-TILE and AMX-BF16. True when tiles may be used. Called
+    /// once per process (through `best_on_this_cpu`).
+    pub(super) fn enable() -> bool {
+        // CPUID leaf 7 exists on every x86_64 CPU with AVX-512 (checked by the caller).
+        let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+        let (amx_bf16, amx_tile) = (leaf.edx & (1 << 22) != 0, leaf.edx & (1 << 24) != 0);
+        amx_bf16 && amx_tile && request_tile_state()
+    }
+
+    #[cfg(target_os = "linux")]
+    fn request_tile_state() -> bool {
+        const ARCH_GET_XCOMP_PERM: libc::c_long = 0x1022;
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        let mut granted: u64 = 0;
+        // SAFETY: arch_prctl with these codes reads its integer argument or writes one u64.
+        unsafe {
+            if libc::syscall(libc::SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0 {
+                return false;
+            }
+            if libc::syscall(libc::SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &mut granted as *mut u64) != 0 {
+                return false;
+            }
+        }
+        granted & (1 << XFEATURE_XTILEDATA) != 0
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn request_tile_state() -> bool {
+        false
+    }
+
+    /// The tile configuration of this thread while alive: tiles 0-3 hold the 2 x 2 blocks of
+    /// the result, 4-5 two 16-row blocks of `a`, 6-7 two 16-column blocks of `b`, each 16
+    /// rows of 64 bytes.
+    pub(super) struct Tiles;
+
+    impl Tiles {
+        pub(super) fn configure() -> Tiles {
+            let mut config = [0u8; 64];
+            config[0] = 1; // palette 1
+            for t in 0..8 {
+                config[16 + 2 * t..18 + 2 * t].copy_from_slice(&64u16.to_le_bytes());
+                config[48 + t] = 16;
+            }
+            // SAFETY: only constructed when `enable` succeeded; the configuration is valid for
+            // palette 1 (8 tiles of at most 16 rows of 64 bytes).
+            unsafe { asm!("ldtilecfg [{}]", in(reg) config.as_ptr(), options(nostack, readonly)) };
+            Tiles
+        }
+    }
+
+    impl Drop for Tiles {
+        fn drop(&mut self) {
+            // SAFETY: releases the state `configure` set up on this thread.
+            unsafe { asm!("tilerelease", options(nostack, nomem)) };
+        }
+    }
+
+    /// As `avx512::block`, with tiles.
+    ///
+    /// # Safety
+    /// A [`Tiles`] is alive on this thread.
+    pub(super) unsafe fn block(a: &[u16], panel: &[u16], depth: usize, out: &mut [f32; TILE * TILE]) {
+        assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth.is_multiple_of(TILE) && depth > 0);
+        let a_stride = depth * 2; // bytes between rows of a
+        let b_stride = TILE * 4; // bytes between pair rows of the panel
+        let out_stride = TILE * 4;
+        // Per step of 32 in depth: a's two 16-row tiles move 64 bytes right, the panel's two
+        // 16-column tiles (64 bytes apart) move 16 pair rows down.
+        asm!(
+            "tilezero tmm0",
+            "tilezero tmm1",
+            "tilezero tmm2",
+            "tilezero tmm3",
+            "2:",
+            "tileloadd tmm4, [{a} + {sa}*1]",
+            "tileloadd tmm5, [{a2} + {sa}*1]",
+            "tileloadd tmm6, [{b} + {sb}*1]",
+            "tileloadd tmm7, [{b} + {sb}*1 + 64]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a}, 64",
+            "add {a2}, 64",
+            "add {b}, {b_step}",
+            "dec {steps}",
+            "jnz 2b",
+            "tilestored [{c} + {sc}*1], tmm0",
+            "tilestored [{c} + {sc}*1 + 64], tmm1",
+            "tilestored [{c2} + {sc}*1], tmm2",
+            "tilestored [{c2} + {sc}*1 + 64], tmm3",
+            a = inout(reg) a.as_ptr() => _,
+            a2 = inout(reg) a.as_ptr().add(16 * depth) => _,
+            b = inout(reg) panel.as_ptr() => _,
+            sa = in(reg) a_stride,
+            sb = in(reg) b_stride,
+            b_step = in(reg) 16 * b_stride,
+            steps = inout(reg) depth / TILE => _,
+            c = in(reg) out.as_mut_ptr(),
+            c2 = in(reg) out.as_mut_ptr().add(16 * TILE),
+            sc = in(reg) out_stride,
+            options(nostack),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_is_to_nearest_even() {
+        assert_eq!(round_bf16(1.0), 1.0);
+        // 1 + 2^-8 is halfway between 1 and 1 + 2^-7: ties go to the even mantissa (1.0).
+        assert_eq!(round_bf16(1.0 + 1.0 / 256.0), 1.0);
+        assert_eq!(round_bf16(1.0 + 3.0 / 256.0), 1.0 + 4.0 / 256.0);
+        // Just past halfway between -2 and -2 - 2^-6 (the spacing in [2, 4)).
+        assert_eq!(round_bf16(-2.0 - 1.0 / 128.0 - 1e-4), -2.0 - 1.0 / 64.0);
+        assert!(round_bf16(f32::NAN).is_nan());
+        assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
+        assert_eq!(round_bf16(f32::NEG_INFINITY), f32::NEG_INFINITY);
+    }
+
+    #[test]
+    fn forcing_picks_a_lower_family_and_says_so() {
+        let best = choose(Family::Amx, None).unwrap();
+        assert_eq!((best.family, best.note.as_str()), (Family::Amx, "bf16 kernels: amx"));
+        let forced = choose(Family::Amx, Some("avx512_bf16")).unwrap();
+        assert_eq!(forced.family, Family::Avx512Bf16);
+        assert!(forced.note.contains("forced by NERGRID_CPU_KERNELS"), "{}", forced.note);
+        let above = choose(Family::Avx512Bf16, Some("amx")).unwrap();
+        assert_eq!(above.family, Family::Avx512Bf16);
+        assert!(above.note.contains("cannot run"), "{}", above.note);
+        let none = choose(Family::Emulated, Some("")).unwrap();
+        assert!(none.note.contains("neither AMX nor AVX512-BF16"), "{}", none.note);
+        let bad = choose(Family::Amx, Some("avx2")).unwrap_err();
+        assert_eq!(bad, "NERGRID_CPU_KERNELS: unknown kernel family \"avx2\" (one of amx, avx512_bf16, emulated)");
+    }
+
+    /// Values with bits below bf16's precision, so that a kernel that skipped the rounding
+    /// would be caught.
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 2001) as f32 / 997.0 - 1.003).collect()
+    }
+
+    /// `a·b` in f64 from the bf16-rounded operands.
+    fn reference(a: View, b: View) -> Vec<f64> {
+        let mut out = vec![0.0; a.rows() * b.cols()];
+        for i in 0..a.rows() {
+            for j in 0..b.cols() {
+                out[i * b.cols() + j] = (0..a.cols())
+                    .map(|k| {
+                        let x = round_bf16(a.data()[i * a.row_stride() + k * a.col_stride()]) as f64;
+                        x * round_bf16(b.data()[k * b.row_stride() + j * b.col_stride()]) as f64
+                    })
+                    .sum();
+            }
+        }
+        out
+    }
+
+    /// Every family this CPU has, over shapes with edges, a single row and depths that are not
+    /// a multiple of the tile, with transposed and strided views and accumulation.
+    #[test]
+    fn every_family_matches_the_rounded_reference_over_odd_shapes() {
+        let shapes = [(1, 1, 1), (1, 77, 33), (5, 3, 2), (33, 31, 65), (64, 64, 64), (70, 45, 100), (2, 130, 7)];
+        for family in Family::available() {
+            for &(m, n, k) in &shapes {
+                for threads in [1, 2] {
+                    check(family, m, n, k, threads);
+                }
+            }
+        }
+    }
+
+    fn check(family: Family, m: usize, n: usize, k: usize, threads: usize) {
+        // a: m x k read from a wider matrix (row stride k + 3), then transposed from k x m;
+        // b: k x n read transposed from n x k, then row-major.
+        let (a_data, b_data) = (values(m * (k + 3), 7), values(n * k, 11));
+        let layouts = [
+            (View::strided(&a_data, m, k, k + 3), View::new(&b_data, n, k).t()),
+            (View::new(&a_data[..m * k], k, m).t(), View::new(&b_data, k, n)),
+        ];
+        for (a, b) in layouts {
+            check_views(family, a, b, threads);
+        }
+    }
+
+    fn check_views(family: Family, a: View, b: View, threads: usize) {
+        let (m, n, k) = (a.rows(), b.cols(), a.cols());
+        let want = reference(a, b);
+        // Into the right part of a wider destination, once set and once accumulated onto 1.
+        let stride = n + 5;
+        for accumulate in [false, true] {
+            let mut dst = vec![1.0f32; m * stride];
+            product(family, &mut dst[2..], stride, a, b, accumulate, threads);
+            for i in 0..m {
+                assert_eq!(dst[i * stride..i * stride + 2], [1.0, 1.0], "{family:?} left of the block");
+                for j in 0..n {
+                    let got = dst[i * stride + 2 + j] as f64 - if accumulate { 1.0 } else { 0.0 };
+                    let w = want[i * n + j];
+                    // f32 accumulation of k products of magnitude <= 1.
+                    let tol = 2e-6 * k as f64 + 1e-6;
+                    assert!(
+                        (got - w).abs() <= tol,
+                        "{family:?} {m}x{n}x{k} threads {threads} acc {accumulate} at ({i},{j}): {got} vs {w}"
+                    );
+                }
+                if stride > n + 2 {
+                    assert!(dst[i * stride + 2 + n..(i + 1) * stride].iter().all(|&x| x == 1.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_cpu_of_this_machine_is_detected_consistently() {
+        let available = Family::available();
+        assert_eq!(available.first(), Some(&best_on_this_cpu()));
+        assert_eq!(available.last(), Some(&Family::Emulated));
+    }
+}
