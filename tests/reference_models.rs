@@ -14,7 +14,7 @@ mod common;
 use candle_core::Device;
 use nergrid::model::predict::Predictor;
 use nergrid::model::{self, Inputs};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 const FAMILIES: [&str; 8] = [
     "bert-cased-vocab",
