@@ -1,5 +1,6 @@
-//! Paired comparisons over matched runs: for each pair of values of `scheme` (and of `model`),
-//! runs that agree on every other axis, seed and fold included. Reports the mean test-F1
+//! Paired comparisons over matched runs: for each pair of values of `scheme` (and of `model`,
+//! `precision` and `engine` when they are axes), runs that agree on every other axis, seed and
+//! fold included. Reports the mean test-F1
 //! difference A − B over the pairs (folds × seeds), a paired bootstrap over test sentences
 //! (within each fold) from the saved predictions, and a sign-flip permutation test over pairs.
 
@@ -20,7 +21,7 @@ use crate::store::RunResult;
 pub(crate) const MIN_PAIRS: usize = MIN_SEEDS_FOR_PERMUTATION;
 
 /// Axes whose values are compared pairwise, in report order.
-pub(crate) const COMPARED_AXES: [&str; 2] = ["scheme", "model"];
+pub(crate) const COMPARED_AXES: [&str; 4] = ["scheme", "model", "precision", "engine"];
 
 /// A − B on the runs matched within one combination of the other axes.
 #[derive(Debug, Clone)]
@@ -304,5 +305,25 @@ mod tests {
         predictions.insert("BIOES-f1-s2".into(), sentences(&["x", "y", "z"], 1));
         let broken = comparisons(&results, &axes, &predictions);
         assert!(broken[0].bootstrap.as_ref().unwrap_err().contains("fold 1"), "{:?}", broken[0].bootstrap);
+    }
+
+    #[test]
+    fn precisions_are_compared_paired_by_seed_in_the_order_the_grid_lists_them() {
+        let mut results = Vec::new();
+        for seed in 1..=3 {
+            for (precision, f1) in [("bf16", 0.5 + 0.1 * seed as f64), ("fp32", 0.5)] {
+                let mut r = run(&format!("{precision}-s{seed}"), "BIO", 0, seed, f1);
+                r.params.insert("precision".into(), serde_json::json!(precision));
+                results.push(r);
+            }
+        }
+        let axes: Vec<String> = ["model", "scheme", "precision"].map(String::from).to_vec();
+        let found = comparisons(&results, &axes, &BTreeMap::new());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].axis.as_str(), found[0].a.as_str(), found[0].b.as_str()), ("precision", "bf16", "fp32"));
+        let rounded: Vec<f64> = found[0].diffs.iter().map(|d| (d * 1e9).round() / 1e9).collect();
+        assert_eq!(rounded, [0.1, 0.2, 0.3], "bf16 − fp32 per seed");
+        // Without predictions the bootstrap says why it could not run; the comparison stands.
+        assert!(found[0].bootstrap.is_err());
     }
 }

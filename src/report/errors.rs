@@ -280,7 +280,7 @@ fn comparisons_section(v: &ErrorView<'_, '_>) -> String {
          test over the pairs' differences, as for F1 (– below 3 pairs). Table: `error_comparisons.csv`.\n\n",
     );
     if v.comparisons.is_empty() {
-        md.push_str("No axis among scheme and model has two values with matched runs.\n\n");
+        md.push_str("No axis among scheme, model, precision and engine has two values with matched runs.\n\n");
     }
     let mut seen: Vec<(&str, &str, &str)> = Vec::new();
     for c in v.comparisons {

@@ -283,7 +283,7 @@ fn comparisons_section(v: &StudyView<'_, '_>) -> String {
         md.push_str(FOLDS_CAVEAT);
     }
     if v.comparisons.is_empty() {
-        md.push_str("No axis among scheme and model has two values with matched runs.\n\n");
+        md.push_str("No axis among scheme, model, precision and engine has two values with matched runs.\n\n");
     }
     let mut seen: Vec<(&str, &str, &str)> = Vec::new();
     for c in v.comparisons {
