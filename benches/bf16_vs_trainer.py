@@ -53,7 +53,9 @@ def run(cmd, env=None):
     wall = time.monotonic() - started
     if proc.returncode != 0:
         sys.exit(f"failed ({proc.returncode}): {' '.join(map(str, cmd))}")
-    line = next((l for l in reversed(out.splitlines()) if l.startswith('{"tool"')), "{}")
+    # The figures' JSON line: an object with a "tool" key (serde_json writes keys sorted, so it
+    # need not come first).
+    line = next((l for l in reversed(out.splitlines()) if l.startswith("{") and '"tool"' in l), "{}")
     return wall, usage.ru_maxrss / 1024, json.loads(line)
 
 
@@ -102,13 +104,33 @@ def clock_ghz(a):
     return 2.0
 
 
+def cpu_line():
+    """The CPU's model name and its bf16 features, from /proc/cpuinfo."""
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    name = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "unknown CPU")
+    flags = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
+    bf16 = [f for f in ("amx_bf16", "amx_tile", "avx512_bf16") if f in flags]
+    return f"{name} ({', '.join(bf16) or 'no bf16 instructions'})"
+
+
+def has_amx():
+    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return " amx_bf16" in info and " amx_tile" in info
+
+
 def main():
     a = args()
     data = Path(a.shared) / "data/swedish-medical-ner/1177_annotated_sentences.txt"
     binary = a.nergrid_binary or nergrid_binary()
     dirs = model_dirs(a)
     limit = 1024 * clock_ghz(a) * a.threads
-    print(f"load before: {os.getloadavg()[0]:.2f}; AMX limit {limit:.0f} GFLOP/s ({a.threads} cores)")
+    cpu = cpu_line()
+    if has_amx():
+        print(f"{cpu}; load before: {os.getloadavg()[0]:.2f}; AMX limit {limit:.0f} GFLOP/s ({a.threads} cores)")
+    else:
+        # No AMX (an AMD EPYC, say): no such limit to compare with; the column says so.
+        limit = None
+        print(f"{cpu}; load before: {os.getloadavg()[0]:.2f}; this CPU has no AMX (no AMX limit)")
     for name in a.models.split(","):
         configs = configurations(a, binary, dirs[name], data)
         results = {c[0]: [] for c in configs}
@@ -132,7 +154,7 @@ def report(name, results, limit, load):
         line = runs[-1][2]
         f1 = line.get("test_f1", line.get("test", {}).get("f1", float("nan")))
         rate = statistics.median(r[2].get("product_gflops", float("nan")) for r in runs)
-        share = f"{100 * rate / limit:.1f}%" if rate == rate else "-"
+        share = f"{100 * rate / limit:.1f}%" if rate == rate and limit else "-"
         kernels = f" ({line['kernels']})" if "kernels" in line else ""
         print(f"| {label}{kernels} | {wall:.1f} | {rss:.0f} | {f1:.4f} | {rate:.0f} | {share} |")
         median[label] = (wall, rss)

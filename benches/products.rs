@@ -23,7 +23,12 @@ fn main() {
     let cores = rayon::current_num_threads();
     let ghz = clock_ghz();
     let limit = 1024.0 * ghz * cores as f64;
-    println!("threads {cores}, clock {ghz:.2} GHz: AMX limit {limit:.0} GFLOP/s (bf16)");
+    // The limit only means something where AMX runs (an AMD EPYC has AVX512-BF16 but no AMX).
+    let amx = Family::available().contains(&Family::Amx);
+    match amx {
+        true => println!("threads {cores}, clock {ghz:.2} GHz: AMX limit {limit:.0} GFLOP/s (bf16)"),
+        false => println!("threads {cores}: this CPU has no AMX tiles (or Linux did not grant them): no AMX limit"),
+    }
     let mut shapes: Vec<(usize, usize, usize, &str)> = sizes.iter().map(|&s| (s, s, s, "square")).collect();
     shapes.push((tokens, 768, 768, "x·Wᵀ 768"));
     shapes.push((tokens, 3072, 768, "x·Wᵀ 3072"));
@@ -34,7 +39,8 @@ fn main() {
     for &(m, n, k, name) in &shapes {
         for &(kind, products) in &kinds {
             let rate = gflops(products, m, n, k);
-            println!("{name:<12} {m:>6} {n:>6} {k:>6} {kind:<10} {rate:>10.1} {:>7.1}%", 100.0 * rate / limit);
+            let share = if amx { format!("{:.1}%", 100.0 * rate / limit) } else { "-".to_string() };
+            println!("{name:<12} {m:>6} {n:>6} {k:>6} {kind:<10} {rate:>10.1} {share:>8}");
         }
     }
 }
