@@ -229,16 +229,22 @@ pub(crate) fn per_type(cells: &[Cell<'_>]) -> Vec<TypeScores> {
 }
 
 /// `per_type.csv`: cell axes, dry_run, type, n, precision, recall, f1 (means), f1_std, support.
+/// A score column named like an axis of the grid (`precision` is a training key too) is written
+/// as `type_<name>`, so that both columns stay.
 pub(crate) fn per_type_frame(rows: &[TypeScores], cells: &[Cell<'_>], cell_axes: &[String]) -> PolarsResult<DataFrame> {
     let keys = rows.iter().map(|t| (cells[t.cell].group.key.as_slice(), cells[t.cell].group.dry_run));
     let mut cols = key_columns(cell_axes, keys);
-    cols.push(Column::new("type".into(), rows.iter().map(|t| t.kind.clone()).collect::<Vec<_>>()));
-    cols.push(Column::new("n".into(), rows.iter().map(|t| t.n as u64).collect::<Vec<_>>()));
-    cols.push(Column::new("precision".into(), rows.iter().map(|t| t.precision).collect::<Vec<_>>()));
-    cols.push(Column::new("recall".into(), rows.iter().map(|t| t.recall).collect::<Vec<_>>()));
-    cols.push(Column::new("f1".into(), rows.iter().map(|t| t.f1.mean).collect::<Vec<_>>()));
-    cols.push(Column::new("f1_std".into(), rows.iter().map(|t| t.f1.std).collect::<Vec<_>>()));
-    cols.push(Column::new("support".into(), rows.iter().map(|t| t.support).collect::<Vec<_>>()));
+    let name = |score: &str| match cell_axes.iter().any(|a| a == score) {
+        true => format!("type_{score}"),
+        false => score.to_string(),
+    };
+    cols.push(Column::new(name("type").into(), rows.iter().map(|t| t.kind.clone()).collect::<Vec<_>>()));
+    cols.push(Column::new(name("n").into(), rows.iter().map(|t| t.n as u64).collect::<Vec<_>>()));
+    cols.push(Column::new(name("precision").into(), rows.iter().map(|t| t.precision).collect::<Vec<_>>()));
+    cols.push(Column::new(name("recall").into(), rows.iter().map(|t| t.recall).collect::<Vec<_>>()));
+    cols.push(Column::new(name("f1").into(), rows.iter().map(|t| t.f1.mean).collect::<Vec<_>>()));
+    cols.push(Column::new(name("f1_std").into(), rows.iter().map(|t| t.f1.std).collect::<Vec<_>>()));
+    cols.push(Column::new(name("support").into(), rows.iter().map(|t| t.support).collect::<Vec<_>>()));
     DataFrame::new_infer_height(cols)
 }
 
@@ -272,4 +278,59 @@ pub(crate) fn study_frame(results: &[RunResult]) -> PolarsResult<DataFrame> {
         cols.push(text("Dataset", 3));
     }
     DataFrame::new_infer_height(cols)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(precision: &str, seed: i64, f1: f64) -> RunResult {
+        let scores = serde_json::json!({ "precision": f1, "recall": f1, "f1": f1, "support": 4 });
+        serde_json::from_value(serde_json::json!({
+            "id": format!("{precision}-{seed}"), "index": 0, "experiment": "e", "status": "done", "dry_run": false,
+            "params": { "model": "m", "scheme": "BIO", "precision": precision, "seed": seed },
+            "test": { "precision": f1, "recall": f1, "f1": f1, "accuracy": 1.0 },
+            "report": { "DIS": scores, "micro avg": scores },
+            "timings": { "started_at": "", "finished_at": "", "seconds": 0.0 },
+            "device": "cpu", "host": "h", "attempt": 1,
+            "tool": { "name": "nergrid", "version": "0", "git_commit": "x" },
+        }))
+        .unwrap()
+    }
+
+    /// A grid with `precision` as an axis (the training key) still gets its per-type table:
+    /// the axis keeps its name and the score column becomes `type_precision`.
+    #[test]
+    fn per_type_scores_named_like_an_axis_are_prefixed() {
+        let results = vec![run("bf16", 1, 0.5), run("bf16", 2, 0.7), run("fp32", 1, 0.6), run("fp32", 2, 0.8)];
+        let axes: Vec<String> = ["model", "scheme", "precision"].map(String::from).to_vec();
+        let cells = cells(&results, &axes);
+        let frame = per_type_frame(&per_type(&cells), &cells, &axes).unwrap();
+        let names: Vec<&str> = frame.get_column_names().iter().map(|n| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "model",
+                "scheme",
+                "precision",
+                "dry_run",
+                "type",
+                "n",
+                "type_precision",
+                "recall",
+                "f1",
+                "f1_std",
+                "support"
+            ]
+        );
+        let axis: Vec<Option<&str>> = frame.column("precision").unwrap().str().unwrap().iter().collect();
+        assert_eq!(axis, [Some("bf16"), Some("fp32")]);
+        let means: Vec<Option<f64>> = frame.column("type_precision").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(means.iter().map(|m| (m.unwrap() * 1e9).round() / 1e9).collect::<Vec<_>>(), [0.6, 0.7]);
+        // Without the axis the columns keep their documented names.
+        let plain: Vec<String> = ["model", "scheme"].map(String::from).to_vec();
+        let cells = super::cells(&results[..2], &plain);
+        let frame = per_type_frame(&per_type(&cells), &cells, &plain).unwrap();
+        assert!(frame.column("precision").is_ok() && frame.column("type_precision").is_err());
+    }
 }
