@@ -140,15 +140,25 @@ pub fn f32_family() -> &'static str {
     "gemm"
 }
 
-/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits.
+/// `x` rounded to the nearest bf16 (ties to even), as its 16 bits; a NaN stays a (quiet) NaN.
+/// Branch-free, so that loops over slices of it vectorise.
 #[inline(always)]
 pub fn to_bf16(x: f32) -> u16 {
     let bits = x.to_bits();
-    if x.is_nan() {
-        return ((bits >> 16) | 0x40) as u16;
+    // Non-NaN bit patterns are at most 0xFF80_0000, so their sum cannot overflow; a NaN's may,
+    // but its result is not used.
+    let rounded = bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) >> 16;
+    let quiet_nan = (bits >> 16) | 0x40;
+    match bits & 0x7FFF_FFFF > 0x7F80_0000 {
+        true => quiet_nan as u16,
+        false => rounded as u16,
     }
-    // Non-NaN bit patterns are at most 0xFF80_0000: the addition cannot overflow.
-    ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+}
+
+/// `dst[i] = to_bf16(src[i])` over the shorter of the two, vectorised.
+#[inline(always)]
+fn convert(dst: &mut [u16], src: &[f32]) {
+    dst.iter_mut().zip(src).for_each(|(d, &x)| *d = to_bf16(x));
 }
 
 /// `x` rounded to the nearest bf16, as an f32.
@@ -205,20 +215,29 @@ impl PackedA {
     fn new(a: View, threads: usize) -> PackedA {
         let (rows, depth) = (a.rows().next_multiple_of(TILE), a.cols().next_multiple_of(TILE));
         let mut data = vec![0u16; rows * depth];
-        // One block of TILE rows per task.
+        let (cols, rs, cs) = (a.cols(), a.row_stride(), a.col_stride());
+        // One block of TILE rows per task. Runs of elements adjacent in memory are converted
+        // together (vectorised), then placed.
         let fill = |(block, out): (usize, &mut [u16])| {
             let height = TILE.min(a.rows().saturating_sub(block * TILE));
-            let src = |r: usize, c: usize| a.data()[(block * TILE + r) * a.row_stride() + c * a.col_stride()];
+            let first = block * TILE;
             kernels::vectorised(|| {
-                // Read along whichever direction is contiguous in memory (a transposed view
-                // has its rows' elements far apart).
-                if a.col_stride() == 1 {
+                if cs == 1 {
+                    // Rows contiguous: each row converts straight into its packed row.
                     for r in 0..height {
-                        (0..a.cols()).for_each(|c| out[r * depth + c] = to_bf16(src(r, c)));
+                        let src = &a.data()[(first + r) * rs..(first + r) * rs + cols];
+                        convert(&mut out[r * depth..r * depth + cols], src);
+                    }
+                } else if rs == 1 {
+                    // A transposed view: each column of the block is contiguous.
+                    let mut column = [0u16; TILE];
+                    for c in 0..cols {
+                        convert(&mut column[..height], &a.data()[c * cs + first..c * cs + first + height]);
+                        column[..height].iter().enumerate().for_each(|(r, &v)| out[r * depth + c] = v);
                     }
                 } else {
-                    for c in 0..a.cols() {
-                        (0..height).for_each(|r| out[r * depth + c] = to_bf16(src(r, c)));
+                    for r in 0..height {
+                        (0..cols).for_each(|c| out[r * depth + c] = to_bf16(a.data()[(first + r) * rs + c * cs]));
                     }
                 }
             })
@@ -244,19 +263,32 @@ impl PackedB {
     fn new(b: View, threads: usize) -> PackedB {
         let (cols, depth) = (b.cols().next_multiple_of(TILE), b.rows().next_multiple_of(TILE));
         let mut data = vec![0u16; depth * cols];
+        let (k_len, rs, cs) = (b.rows(), b.row_stride(), b.col_stride());
+        // One panel per task; runs adjacent in memory are converted together, then placed.
         let fill = |(panel, out): (usize, &mut [u16])| {
             let width = TILE.min(b.cols() - panel * TILE);
+            let first = panel * TILE;
             let at = |k: usize, jj: usize| (k / 2) * 2 * TILE + jj * 2 + k % 2;
-            let src = |k: usize, jj: usize| b.data()[k * b.row_stride() + (panel * TILE + jj) * b.col_stride()];
             kernels::vectorised(|| {
-                // Read along whichever direction is contiguous in memory.
-                if b.row_stride() == 1 {
+                if rs == 1 {
+                    // bᵀ row-major (a weight read as x·Wᵀ): each column of the panel is
+                    // contiguous, and its pairs (2p, 2p + 1) are adjacent in the packed panel.
+                    let mut column = vec![0u16; k_len];
                     for jj in 0..width {
-                        (0..b.rows()).for_each(|k| out[at(k, jj)] = to_bf16(src(k, jj)));
+                        let start = (first + jj) * cs;
+                        convert(&mut column, &b.data()[start..start + k_len]);
+                        column.iter().enumerate().for_each(|(k, &v)| out[at(k, jj)] = v);
+                    }
+                } else if cs == 1 {
+                    // b row-major: each row of the panel is contiguous.
+                    let mut row = [0u16; TILE];
+                    for k in 0..k_len {
+                        convert(&mut row[..width], &b.data()[k * rs + first..k * rs + first + width]);
+                        row[..width].iter().enumerate().for_each(|(jj, &v)| out[at(k, jj)] = v);
                     }
                 } else {
-                    for k in 0..b.rows() {
-                        (0..width).for_each(|jj| out[at(k, jj)] = to_bf16(src(k, jj)));
+                    for k in 0..k_len {
+                        (0..width).for_each(|jj| out[at(k, jj)] = to_bf16(b.data()[k * rs + (first + jj) * cs]));
                     }
                 }
             })
@@ -504,6 +536,32 @@ mod tests {
         assert!(round_bf16(f32::NAN).is_nan());
         assert_eq!(round_bf16(f32::MAX), f32::INFINITY);
         assert_eq!(round_bf16(f32::NEG_INFINITY), f32::NEG_INFINITY);
+    }
+
+    /// The branch-free rounding against the textbook one (NaN kept quiet, otherwise round to
+    /// nearest even) over a spread of bit patterns, both signs, NaNs and infinities included.
+    #[test]
+    fn branch_free_rounding_equals_the_plain_definition() {
+        let plain = |x: f32| -> u16 {
+            let bits = x.to_bits();
+            if x.is_nan() {
+                return ((bits >> 16) | 0x40) as u16;
+            }
+            ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) as u16
+        };
+        let specials = [0x7F80_0000, 0xFF80_0000, 0x7FC0_0000, 0xFFFF_FFFF, 0x7F80_0001, 0x0000_8000, 0x3F80_8000];
+        for bits in (0..=u32::MAX).step_by(65_521).chain(specials) {
+            let x = f32::from_bits(bits);
+            assert_eq!(to_bf16(x), plain(x), "bits {bits:#010x}");
+        }
+        // The slice form (the one that vectorises) gives the same bits.
+        let inputs: Vec<f32> = (0..1000u32).map(|i| f32::from_bits(i.wrapping_mul(4_294_967_291 / 999))).collect();
+        let mut packed = vec![0u16; inputs.len()];
+        convert(&mut packed, &inputs);
+        assert!(packed.iter().zip(&inputs).all(|(&b, &x)| b == plain(x)));
+        let mut few = [0u16; 4];
+        convert(&mut few, &[1.0, -0.0, 1.0 + 1.0 / 256.0, f32::NAN]);
+        assert_eq!(few, [0x3F80, 0x8000, 0x3F80, 0x7FC0]);
     }
 
     #[test]
