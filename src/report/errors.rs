@@ -9,7 +9,7 @@
 use polars::prelude::*;
 
 use super::compare::MatchedRuns;
-use super::markdown::text_table;
+use super::markdown::{key_cells, key_header, text_table};
 use super::study::{axes_without, key_columns, Cell};
 use crate::metrics::{error_analysis, ErrorAnalysis, SCHEMA_NAMES};
 use crate::stats::{mean, sign_flip_test, SignFlipTest, BOOTSTRAP_SEED};
@@ -211,22 +211,6 @@ pub(crate) struct ErrorView<'v, 'a> {
     pub comparisons: &'v [ErrorComparison],
     /// Whether the store mixes dry runs with trained ones (then tables show a dry_run column).
     pub mixed: bool,
-}
-
-fn key_header(axes: &[String], mixed: bool) -> Vec<String> {
-    let mut h = axes.to_vec();
-    if mixed {
-        h.push("dry_run".into());
-    }
-    h
-}
-
-fn key_cells(key: &[String], dry_run: bool, mixed: bool) -> Vec<String> {
-    let mut row = key.to_vec();
-    if mixed {
-        row.push(dry_run.to_string());
-    }
-    row
 }
 
 /// The two Markdown sections: errors per cell, then boundary and type errors per comparison.

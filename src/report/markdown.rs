@@ -151,7 +151,8 @@ fn interval(i: Option<Interval>, n: usize) -> String {
     }
 }
 
-fn key_header(axes: &[String], mixed: bool) -> Vec<String> {
+/// The header of a table's key columns: the axes, and `dry_run` when the store mixes them.
+pub(super) fn key_header(axes: &[String], mixed: bool) -> Vec<String> {
     let mut h = axes.to_vec();
     if mixed {
         h.push("dry_run".into());
@@ -159,7 +160,8 @@ fn key_header(axes: &[String], mixed: bool) -> Vec<String> {
     h
 }
 
-fn key_cells(key: &[String], dry_run: bool, mixed: bool) -> Vec<String> {
+/// A row's key cells, as [`key_header`] heads them.
+pub(super) fn key_cells(key: &[String], dry_run: bool, mixed: bool) -> Vec<String> {
     let mut row = key.to_vec();
     if mixed {
         row.push(dry_run.to_string());
