@@ -483,6 +483,11 @@ mod amx {
         let out_stride = TILE * 4;
         // Per step of 32 in depth: a's two 16-row tiles move 64 bytes right, the panel's two
         // 16-column tiles (64 bytes apart) move 16 pair rows down.
+        // SAFETY: the caller keeps a `Tiles` alive on this thread, so the tile configuration
+        // (8 tiles of 16 rows x 64 bytes) is loaded. The assert above bounds every access: the
+        // a tiles read rows r < TILE at bytes [r * 2 * depth, r * 2 * depth + 2 * depth) of `a`
+        // over depth / TILE steps of 64 bytes; the panel tiles read `depth / 2` pair rows of
+        // TILE * 4 bytes, all of `panel`; the stores write the 32 x 32 f32 of `out`.
         asm!(
             "tilezero tmm0",
             "tilezero tmm1",
