@@ -4,7 +4,7 @@
 # models`, then `make gpu-bundle` for a compressed copy to carry), then run here from the
 # repository root:
 #
-#   benches/gpu/check.sh            # everything, about 6 minutes on an H100
+#   benches/gpu/check.sh            # everything (sized for under 8 minutes; not yet timed on a GPU)
 #   benches/gpu/check.sh --dry      # the CPU-side steps only (any machine, no GPU needed)
 #
 # What it does, and prints as one table at the end:
