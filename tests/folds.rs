@@ -2,6 +2,8 @@
 //! every golden case, a folded grid's plan, pairs and report, a learning-curve grid's plot,
 //! and the spec errors of both.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -131,19 +133,6 @@ fn read_csv(path: &Path) -> Vec<BTreeMap<String, String>> {
     reader.records().map(|r| header.iter().cloned().zip(r.unwrap().iter().map(String::from)).collect()).collect()
 }
 
-/// Exact two-sided sign-flip p-value over the 2ⁿ sign vectors.
-fn sign_flip(d: &[f64]) -> f64 {
-    let observed = d.iter().sum::<f64>().abs();
-    let total = 1usize << d.len();
-    let hits = (0..total)
-        .filter(|mask| {
-            let s: f64 = d.iter().enumerate().map(|(i, x)| if mask & (1 << i) != 0 { -x } else { *x }).sum();
-            s.abs() >= observed - 1e-12
-        })
-        .count();
-    hits as f64 / total as f64
-}
-
 #[test]
 fn a_folded_grid_has_a_fold_axis_and_fifteen_pairs() {
     let dir = tempfile::tempdir().unwrap();
@@ -178,7 +167,7 @@ fn a_folded_grid_has_a_fold_axis_and_fifteen_pairs() {
     assert!(!row.contains_key("fold") && !row.contains_key("seed"), "folds and seeds are replicates: {row:?}");
     let mean = diffs.iter().sum::<f64>() / 15.0;
     assert!((row["mean_diff_f1"].parse::<f64>().unwrap() - mean).abs() < 1e-6, "{row:?} vs {mean}");
-    assert!((row["sign_flip_p"].parse::<f64>().unwrap() - sign_flip(&diffs)).abs() < 1e-6, "{row:?}");
+    assert!((row["sign_flip_p"].parse::<f64>().unwrap() - common::sign_flip(&diffs)).abs() < 1e-6, "{row:?}");
     assert!((row["smallest_p"].parse::<f64>().unwrap() - 2.0 / 32768.0).abs() < 1e-6, "{row:?}");
 
     let cells = read_csv(&root.join("cells.csv"));

@@ -1,6 +1,8 @@
 //! `nergrid report` on a fixture store with known scores and predictions: every number of the
 //! study tables is recomputed here, independently of `nergrid::stats`, from the files written.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
@@ -440,19 +442,6 @@ fn bootstrap(pairs: &[(&Fixture, &Fixture)]) -> (f64, f64) {
     (at(999.0 * 0.025), at(999.0 * 0.975))
 }
 
-/// Exact two-sided sign-flip p-value by enumerating the 2ⁿ sign vectors.
-fn sign_flip(d: &[f64]) -> f64 {
-    let observed = d.iter().sum::<f64>().abs();
-    let total = 1usize << d.len();
-    let hits = (0..total)
-        .filter(|mask| {
-            let s: f64 = d.iter().enumerate().map(|(i, x)| if mask & (1 << i) != 0 { -x } else { *x }).sum();
-            s.abs() >= observed - 1e-12
-        })
-        .count();
-    hits as f64 / total as f64
-}
-
 fn check_comparisons(root: &Path, runs: &[(Fixture, RunResult)]) {
     let (header, rows) = read_csv(&root.join("comparisons.csv"));
     assert_eq!(header[..3], ["compared", "a", "b"]);
@@ -483,7 +472,7 @@ fn check_comparisons(root: &Path, runs: &[(Fixture, RunResult)]) {
         close(num(row, "bootstrap_ci95_high"), high, &format!("{what} bootstrap high"));
         assert!(low < high, "{what}: degenerate interval, the fixture should vary");
         if pairs.len() >= 3 {
-            close(num(row, "sign_flip_p"), sign_flip(&d), &format!("{what} p"));
+            close(num(row, "sign_flip_p"), common::sign_flip(&d), &format!("{what} p"));
             checked_p += 1;
         } else {
             assert_eq!(row["sign_flip_p"], "", "{what}");

@@ -72,3 +72,17 @@ pub fn decode_hex(text: &str) -> Vec<u8> {
     assert!(hex.len() & 1 == 0, "a hex dump has an odd number of digits");
     hex.chunks(2).map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap()).collect()
 }
+
+/// Exact two-sided sign-flip p-value over the 2ⁿ sign vectors: the oracle the tests check the
+/// report's p-values against (written here independently of `stats`).
+pub fn sign_flip(d: &[f64]) -> f64 {
+    let observed = d.iter().sum::<f64>().abs();
+    let total = 1usize << d.len();
+    let hits = (0..total)
+        .filter(|mask| {
+            let s: f64 = d.iter().enumerate().map(|(i, x)| if mask & (1 << i) != 0 { -x } else { *x }).sum();
+            s.abs() >= observed - 1e-12
+        })
+        .count();
+    hits as f64 / total as f64
+}
