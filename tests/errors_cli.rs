@@ -2,6 +2,8 @@
 //! CoNLL file and scored by the real binary, every number of `errors.overall` and
 //! `errors.by_type` compared; the text tables as a snapshot; the refused combination.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -20,24 +22,6 @@ fn fixture_cases() -> Vec<Value> {
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (set NERGRID_SHARED)", path.display()));
     text.lines().map(|line| serde_json::from_str(line).expect("fixture line is JSON")).collect()
-}
-
-fn tag_lists(value: &Value) -> Vec<Vec<String>> {
-    serde_json::from_value(value.clone()).expect("a list of lists of tags")
-}
-
-/// One token per line (`word gold predicted`), a blank line after each sentence. An empty
-/// sentence leaves only its blank line; it holds no entity, so nervaluate's counts are the same.
-fn conll_text(case: &Value) -> String {
-    let (gold, predicted) = (tag_lists(&case["y_true"]), tag_lists(&case["y_pred"]));
-    let mut text = String::new();
-    for (g, p) in gold.iter().zip(&predicted) {
-        for (i, (g, p)) in g.iter().zip(p).enumerate() {
-            text.push_str(&format!("w{i} {g} {p}\n"));
-        }
-        text.push('\n');
-    }
-    text
 }
 
 fn eval(path: &Path, extra: &[&str]) -> std::process::Output {
@@ -87,7 +71,7 @@ fn eval_errors_json_reproduces_nervaluate_on_every_fixture_case() {
     for case in &cases {
         let id = case["id"].as_str().expect("case id");
         let path = dir.path().join(format!("{id}.conll"));
-        std::fs::write(&path, conll_text(case)).expect("write case file");
+        std::fs::write(&path, common::conll_text(case)).expect("write case file");
         let output = eval(&path, &["--errors", "--format", "json"]);
         if !output.status.success() {
             mismatches.push(format!("{id}: failed: {}", String::from_utf8_lossy(&output.stderr)));

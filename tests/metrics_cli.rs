@@ -2,6 +2,8 @@
 //! fixture cases, scored by the real binary in every mode, compared with seqeval's numbers;
 //! plus the ways a file or the arguments can be wrong.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
@@ -22,10 +24,6 @@ fn fixture_cases() -> Vec<Value> {
     text.lines().map(|line| serde_json::from_str(line).expect("fixture line is JSON")).collect()
 }
 
-fn tag_lists(value: &Value) -> Vec<Vec<String>> {
-    serde_json::from_value(value.clone()).expect("a list of lists of tags")
-}
-
 /// Every 45th case plus the hand-written odd-label cases (where strict mode raises), keeping
 /// those a two-column file can hold (gold and predicted of equal lengths).
 fn sample(cases: &[Value]) -> Vec<&Value> {
@@ -38,24 +36,10 @@ fn sample(cases: &[Value]) -> Vec<&Value> {
         })
         .map(|(_, case)| case)
         .filter(|case| {
-            let lengths = |key: &str| -> Vec<usize> { tag_lists(&case[key]).iter().map(Vec::len).collect() };
+            let lengths = |key: &str| -> Vec<usize> { common::tag_lists(&case[key]).iter().map(Vec::len).collect() };
             lengths("y_true") == lengths("y_pred")
         })
         .collect()
-}
-
-/// One token per line (`word gold predicted`), a blank line after each sentence.
-fn conll_text(case: &Value) -> String {
-    let gold = tag_lists(&case["y_true"]);
-    let predicted = tag_lists(&case["y_pred"]);
-    let mut text = String::new();
-    for (g, p) in gold.iter().zip(&predicted) {
-        for (i, (g, p)) in g.iter().zip(p).enumerate() {
-            text.push_str(&format!("w{i} {g} {p}\n"));
-        }
-        text.push('\n');
-    }
-    text
 }
 
 fn same_number(expected: &Value, got: &Value) -> bool {
@@ -123,7 +107,7 @@ fn eval(path: &Path, extra: &[&str]) -> std::process::Output {
 fn check_run(case: &Value, block: &str, zd: &str, path: &Path, output: &std::process::Output) -> Vec<String> {
     let expected = &case[block][format!("zero_division_{zd}")];
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let tokens: usize = tag_lists(&case["y_true"]).iter().map(Vec::len).sum();
+    let tokens: usize = common::tag_lists(&case["y_true"]).iter().map(Vec::len).sum();
     if let Some(error) = expected["report"].get("error").and_then(Value::as_str) {
         let located = stderr.contains(&format!("{}:", path.display())) && stderr.contains(" tag: ");
         return match (output.status.code(), located) {
@@ -157,7 +141,7 @@ fn eval_json_reproduces_seqeval_on_sampled_fixture_cases() {
     for case in &sampled {
         let id = case["id"].as_str().expect("case id");
         let path = dir.path().join(format!("{id}.conll"));
-        std::fs::write(&path, conll_text(case)).expect("write case file");
+        std::fs::write(&path, common::conll_text(case)).expect("write case file");
         for (block, args) in MODES {
             for zd in ["0", "1"] {
                 let mut extra = args.to_vec();

@@ -86,3 +86,23 @@ pub fn sign_flip(d: &[f64]) -> f64 {
         .count();
     hits as f64 / total as f64
 }
+
+/// The tag lists of a golden case's `y_true` or `y_pred` (seqeval and nervaluate fixtures).
+pub fn tag_lists(value: &serde_json::Value) -> Vec<Vec<String>> {
+    serde_json::from_value(value.clone()).expect("a list of lists of tags")
+}
+
+/// A golden case as the two-column file `nergrid eval` reads: one token per line (`word gold
+/// predicted`), a blank line after each sentence. An empty sentence leaves only its blank line
+/// (it holds no entity, so the scores are the same).
+pub fn conll_text(case: &serde_json::Value) -> String {
+    let (gold, predicted) = (tag_lists(&case["y_true"]), tag_lists(&case["y_pred"]));
+    let mut text = String::new();
+    for (g, p) in gold.iter().zip(&predicted) {
+        for (i, (g, p)) in g.iter().zip(p).enumerate() {
+            text.push_str(&format!("w{i} {g} {p}\n"));
+        }
+        text.push('\n');
+    }
+    text
+}
