@@ -8,10 +8,13 @@
 //! [`FORCE_VARIABLE`] forces a lower family. The binary stays portable: the AVX-512 and AMX
 //! code only runs after the run-time checks.
 //!
-//! AMX and AVX512-BF16 read the same packed operands: `a` as bf16 rows padded to a multiple
-//! of [`TILE`] in both directions, `b` in the pair-interleaved ("VNNI") layout the dot-product
-//! instructions take, `[k / 2][n][2]`, padded likewise. Padding is zero, so edges need no
-//! special code; each 32 x 32 block of the result goes through a scratch block into `dst`.
+//! AMX and AVX512-BF16 read the same packed operands: `a` as bf16 rows, `b` in the
+//! pair-interleaved ("VNNI") layout the dot-product instructions take, `[k / 2][n][2]`. Rows
+//! of `a` and columns of `b` are padded to a multiple of [`TILE`]; the depth k to a multiple
+//! of [`TILE`] for AMX tiles, of 2 for AVX512-BF16 (padding the product's inner dimension
+//! only costs work). Padding is zero, so edges need no special code. A whole 32 x 32 block
+//! of the result is written into `dst` (AVX512-BF16) or goes through a scratch block (AMX,
+//! and blocks at the edges).
 
 use super::kernels::{self, View};
 use rayon::prelude::*;
@@ -184,27 +187,53 @@ pub fn product(family: Family, dst: &mut [f32], dst_stride: usize, a: View, b: V
     match family {
         Family::Emulated => {
             let (ra, rb) = (rounded(a), rounded(b));
-            let (va, vb) = (View::new(&ra, m, k), View::new(&rb, k, n));
+            let (va, vb) = (rounded_view(&ra, m, k), rounded_view(&rb, k, n));
             kernels::product_f32(dst, dst_stride, va, vb, accumulate, threads)
         }
         _ => {
-            let packed_a = PackedA::new(a, threads);
-            let packed_b = PackedB::new(b, threads);
-            blocks(family, &packed_a, &packed_b, dst, dst_stride, (m, n), accumulate, threads)
+            let depth = match family {
+                Family::Amx => k.next_multiple_of(TILE),
+                _ => k.next_multiple_of(2),
+            };
+            let packed_a = PackedA::new(a, depth, threads);
+            let packed_b = PackedB::new(b, depth, threads);
+            blocks(family, &packed_a, &packed_b, dst, dst_stride, (m, n), accumulate, threads);
         }
     }
 }
 
-/// A row-major copy of `v` with every element rounded to bf16.
-fn rounded(v: View) -> Vec<f32> {
-    let mut out = Vec::with_capacity(v.rows() * v.cols());
-    for r in 0..v.rows() {
-        out.extend((0..v.cols()).map(|c| round_bf16(v.data()[r * v.row_stride() + c * v.col_stride()])));
-    }
-    out
+/// `v` with every element rounded to bf16, in a copy laid out as `v` is in memory (row-major,
+/// or column-major for a transposed view), so that the copy reads and writes runs that are
+/// adjacent: the copy and the view to read it as.
+fn rounded(v: View) -> (Vec<f32>, bool) {
+    let transposed = v.col_stride() != 1 && v.row_stride() == 1;
+    let v = if transposed { v.t() } else { v };
+    let mut out = vec![0.0; v.rows() * v.cols()];
+    let (cols, rs, cs) = (v.cols(), v.row_stride(), v.col_stride());
+    kernels::vectorised(
+        #[inline(always)]
+        || {
+            for (r, row) in out.chunks_mut(cols.max(1)).enumerate() {
+                match cs {
+                    1 => row.iter_mut().zip(&v.data()[r * rs..r * rs + cols]).for_each(|(d, &x)| *d = round_bf16(x)),
+                    _ => row.iter_mut().enumerate().for_each(|(c, d)| *d = round_bf16(v.data()[r * rs + c * cs])),
+                }
+            }
+        },
+    );
+    (out, transposed)
 }
 
-/// `a` (m x k) as bf16 rows of `depth` (k rounded up to [`TILE`]), `rows` rounded up likewise.
+/// The view of a [`rounded`] copy of a `rows x cols` view.
+fn rounded_view(copy: &(Vec<f32>, bool), rows: usize, cols: usize) -> View<'_> {
+    match copy.1 {
+        true => View::new(&copy.0, cols, rows).t(),
+        false => View::new(&copy.0, rows, cols),
+    }
+}
+
+/// `a` (m x k) as bf16 rows of `depth` (k rounded up for the kernel family), `rows` rounded
+/// up to [`TILE`].
 struct PackedA {
     data: Vec<u16>,
     rows: usize,
@@ -212,8 +241,9 @@ struct PackedA {
 }
 
 impl PackedA {
-    fn new(a: View, threads: usize) -> PackedA {
-        let (rows, depth) = (a.rows().next_multiple_of(TILE), a.cols().next_multiple_of(TILE));
+    fn new(a: View, depth: usize, threads: usize) -> PackedA {
+        let rows = a.rows().next_multiple_of(TILE);
+        assert!(depth >= a.cols() && depth.is_multiple_of(2));
         let mut data = vec![0u16; rows * depth];
         let (cols, rs, cs) = (a.cols(), a.row_stride(), a.col_stride());
         // One block of TILE rows per task. Runs of elements adjacent in memory are converted
@@ -221,27 +251,27 @@ impl PackedA {
         let fill = |(block, out): (usize, &mut [u16])| {
             let height = TILE.min(a.rows().saturating_sub(block * TILE));
             let first = block * TILE;
-            kernels::vectorised(|| {
-                if cs == 1 {
-                    // Rows contiguous: each row converts straight into its packed row.
-                    for r in 0..height {
-                        let src = &a.data()[(first + r) * rs..(first + r) * rs + cols];
-                        convert(&mut out[r * depth..r * depth + cols], src);
+            kernels::vectorised(
+                #[inline(always)]
+                || {
+                    if cs == 1 {
+                        // Rows contiguous: each row converts straight into its packed row.
+                        for r in 0..height {
+                            let src = &a.data()[(first + r) * rs..(first + r) * rs + cols];
+                            convert(&mut out[r * depth..r * depth + cols], src);
+                        }
+                    } else {
+                        for r in 0..height {
+                            (0..cols).for_each(|c| out[r * depth + c] = to_bf16(a.data()[(first + r) * rs + c * cs]));
+                        }
                     }
-                } else if rs == 1 {
-                    // A transposed view: each column of the block is contiguous.
-                    let mut column = [0u16; TILE];
-                    for c in 0..cols {
-                        convert(&mut column[..height], &a.data()[c * cs + first..c * cs + first + height]);
-                        column[..height].iter().enumerate().for_each(|(r, &v)| out[r * depth + c] = v);
-                    }
-                } else {
-                    for r in 0..height {
-                        (0..cols).for_each(|c| out[r * depth + c] = to_bf16(a.data()[(first + r) * rs + c * cs]));
-                    }
-                }
-            })
+                },
+            )
         };
+        if rs == 1 && cs != 1 {
+            columns_into_rows(&mut data, a, depth, threads);
+            return PackedA { data, rows, depth };
+        }
         match threads {
             1 => data.chunks_mut(TILE * depth).enumerate().for_each(fill),
             _ => data.par_chunks_mut(TILE * depth).enumerate().for_each(fill),
@@ -250,59 +280,175 @@ impl PackedA {
     }
 }
 
+/// [`PackedA`]'s rows of a transposed view (column c of `a` contiguous in memory): a task
+/// takes a group of row blocks and walks along the columns, converting [`TILE`] columns' runs
+/// for the group into a block that it then writes out row by row.
+fn columns_into_rows(data: &mut [u16], a: View, depth: usize, threads: usize) {
+    let (m, cols, cs) = (a.rows(), a.cols(), a.col_stride());
+    let src = a.data();
+    let blocks = m.div_ceil(TILE);
+    let group = match threads {
+        1 => blocks,
+        t => blocks.div_ceil(2 * t),
+    };
+    let fill = |(g, out): (usize, &mut [u16])| {
+        let first = g * group * TILE;
+        let height = (group * TILE).min(m - first);
+        // square[c][r]: column c0 + c, row r0 + r; small enough to stay in L1.
+        const SUB: usize = 4 * TILE;
+        let mut square = [[0u16; SUB]; TILE];
+        kernels::vectorised(
+            #[inline(always)]
+            || {
+                for r0 in (0..height).step_by(SUB) {
+                    let rows = SUB.min(height - r0);
+                    for c0 in (0..cols).step_by(TILE) {
+                        let run = TILE.min(cols - c0);
+                        for (c, column) in square.iter_mut().enumerate().take(run) {
+                            let start = (c0 + c) * cs + first + r0;
+                            convert(&mut column[..rows], &src[start..start + rows]);
+                        }
+                        for r in 0..rows {
+                            let row = &mut out[(r0 + r) * depth + c0..(r0 + r) * depth + c0 + run];
+                            row.iter_mut().zip(&square[..run]).for_each(|(d, column)| *d = column[r]);
+                        }
+                    }
+                }
+            },
+        )
+    };
+    match threads {
+        1 => data.chunks_mut(group * TILE * depth).enumerate().for_each(fill),
+        _ => data.par_chunks_mut(group * TILE * depth).enumerate().for_each(fill),
+    }
+}
+
+/// Two bf16 values as the pair the dot-product instructions read: `low` first in memory.
+#[inline(always)]
+fn pair(low: f32, high: f32) -> u32 {
+    to_bf16(low) as u32 | (to_bf16(high) as u32) << 16
+}
+
 /// `b` (k x n) in panels of [`TILE`] columns, each panel `depth / 2` rows of [`TILE`] pairs:
 /// element (2p + t, j) at `((j / TILE) * depth / 2 + p) * 2 * TILE + (j % TILE) * 2 + t`, with k
-/// and n rounded up to [`TILE`]. A panel is contiguous, so a kernel streams it.
+/// rounded up to `depth` and n to [`TILE`]. A panel is contiguous, so a kernel streams it. Held as u32
+/// pairs (bf16 `2p` in the low half, `2p + 1` in the high half).
 struct PackedB {
-    data: Vec<u16>,
+    data: Vec<u32>,
     cols: usize,
     depth: usize,
 }
 
 impl PackedB {
-    fn new(b: View, threads: usize) -> PackedB {
-        let (cols, depth) = (b.cols().next_multiple_of(TILE), b.rows().next_multiple_of(TILE));
-        let mut data = vec![0u16; depth * cols];
+    fn new(b: View, depth: usize, threads: usize) -> PackedB {
+        let cols = b.cols().next_multiple_of(TILE);
+        assert!(depth >= b.rows() && depth.is_multiple_of(2));
+        let mut data = vec![0u32; depth / 2 * cols];
         let (k_len, rs, cs) = (b.rows(), b.row_stride(), b.col_stride());
+        let src = b.data();
         // One panel per task; runs adjacent in memory are converted together, then placed.
-        let fill = |(panel, out): (usize, &mut [u16])| {
+        let fill = |(panel, out): (usize, &mut [u32])| {
             let width = TILE.min(b.cols() - panel * TILE);
             let first = panel * TILE;
-            let at = |k: usize, jj: usize| (k / 2) * 2 * TILE + jj * 2 + k % 2;
-            kernels::vectorised(|| {
-                if rs == 1 {
-                    // bᵀ row-major (a weight read as x·Wᵀ): each column of the panel is
-                    // contiguous, and its pairs (2p, 2p + 1) are adjacent in the packed panel.
-                    let mut column = vec![0u16; k_len];
-                    for jj in 0..width {
-                        let start = (first + jj) * cs;
-                        convert(&mut column, &b.data()[start..start + k_len]);
-                        column.iter().enumerate().for_each(|(k, &v)| out[at(k, jj)] = v);
+            let pairs = k_len / 2;
+            kernels::vectorised(
+                #[inline(always)]
+                || {
+                    if rs == 1 {
+                        // bᵀ row-major (a weight read as x·Wᵀ): each column of the panel is
+                        // contiguous, so its pairs are too. TILE / 2 pairs of every column at a
+                        // time go into a square (column-major), which is written out row by row.
+                        let mut square = [[0u32; TILE / 2]; TILE];
+                        for p0 in (0..k_len.div_ceil(2)).step_by(TILE / 2) {
+                            let run = (TILE / 2).min(k_len.div_ceil(2) - p0);
+                            for (jj, column) in square.iter_mut().enumerate().take(width) {
+                                let start = (first + jj) * cs + 2 * p0;
+                                let full = run.min(pairs - p0.min(pairs));
+                                let values = &src[start..start + 2 * full];
+                                column.iter_mut().zip(values.chunks_exact(2)).for_each(|(d, v)| *d = pair(v[0], v[1]));
+                                if full < run {
+                                    // k is odd: the last pair's second element is padding.
+                                    column[full] = pair(src[start + 2 * full], 0.0);
+                                }
+                            }
+                            for pp in 0..run {
+                                let row = &mut out[(p0 + pp) * TILE..(p0 + pp) * TILE + width];
+                                row.iter_mut().zip(&square[..width]).for_each(|(d, column)| *d = column[pp]);
+                            }
+                        }
+                    } else {
+                        let at = |k: usize, j: usize| src[k * rs + (first + j) * cs];
+                        for p in 0..k_len.div_ceil(2) {
+                            for jj in 0..width {
+                                let high = if 2 * p + 1 < k_len { at(2 * p + 1, jj) } else { 0.0 };
+                                out[p * TILE + jj] = pair(at(2 * p, jj), high);
+                            }
+                        }
                     }
-                } else if cs == 1 {
-                    // b row-major: each row of the panel is contiguous.
-                    let mut row = [0u16; TILE];
-                    for k in 0..k_len {
-                        convert(&mut row[..width], &b.data()[k * rs + first..k * rs + first + width]);
-                        row[..width].iter().enumerate().for_each(|(jj, &v)| out[at(k, jj)] = v);
-                    }
-                } else {
-                    for k in 0..k_len {
-                        (0..width).for_each(|jj| out[at(k, jj)] = to_bf16(b.data()[k * rs + (first + jj) * cs]));
-                    }
-                }
-            })
+                },
+            )
         };
+        if cs == 1 && rs != 1 {
+            rows_into_panels(&mut data, b, depth, threads);
+            return PackedB { data, cols, depth };
+        }
         match threads {
-            1 => data.chunks_mut(depth * TILE).enumerate().for_each(fill),
-            _ => data.par_chunks_mut(depth * TILE).enumerate().for_each(fill),
+            1 => data.chunks_mut(depth / 2 * TILE).enumerate().for_each(fill),
+            _ => data.par_chunks_mut(depth / 2 * TILE).enumerate().for_each(fill),
         }
         PackedB { data, cols, depth }
     }
 
-    /// The panel of columns `col..col + TILE`.
+    /// The panel of columns `col..col + TILE`, as bf16 values.
     fn panel(&self, col: usize) -> &[u16] {
-        &self.data[col * self.depth..(col + TILE) * self.depth]
+        let pairs = &self.data[col * self.depth / 2..(col + TILE) * self.depth / 2];
+        // SAFETY: u16 has a smaller alignment than u32 and no invalid values; the slice
+        // covers exactly the bytes of `pairs`, borrowed from `self`.
+        unsafe { std::slice::from_raw_parts(pairs.as_ptr() as *const u16, pairs.len() * 2) }
+    }
+}
+
+/// [`PackedB`]'s panels of a row-major `b`: rows 2p and 2p + 1 interleave into pair row p of
+/// every panel. A task takes a group of panels and walks down the rows, so that it reads
+/// each row's run for the group once, in order (walking down one panel at a time would read
+/// 128-byte pieces of rows a whole row apart).
+fn rows_into_panels(data: &mut [u32], b: View, depth: usize, threads: usize) {
+    let (k_len, n, rs) = (b.rows(), b.cols(), b.row_stride());
+    let (src, panel_len) = (b.data(), depth / 2 * TILE);
+    let panels = n.div_ceil(TILE);
+    let group = match threads {
+        1 => panels,
+        t => panels.div_ceil(2 * t),
+    };
+    let fill = |(g, out): (usize, &mut [u32])| {
+        let first = g * group * TILE;
+        let width = (group * TILE).min(n - first);
+        kernels::vectorised(
+            #[inline(always)]
+            || {
+                for p in 0..k_len.div_ceil(2) {
+                    let low = &src[2 * p * rs + first..2 * p * rs + first + width];
+                    let high = match 2 * p + 1 < k_len {
+                        true => &src[(2 * p + 1) * rs + first..(2 * p + 1) * rs + first + width],
+                        false => &[][..],
+                    };
+                    for (q, (low, out)) in low.chunks(TILE).zip(out.chunks_mut(panel_len)).enumerate() {
+                        let row = &mut out[p * TILE..p * TILE + low.len()];
+                        match high.is_empty() {
+                            true => row.iter_mut().zip(low).for_each(|(d, &l)| *d = pair(l, 0.0)),
+                            false => {
+                                let high = &high[q * TILE..q * TILE + low.len()];
+                                row.iter_mut().zip(low.iter().zip(high)).for_each(|(d, (&l, &h))| *d = pair(l, h))
+                            }
+                        }
+                    }
+                }
+            },
+        )
+    };
+    match threads {
+        1 => data.chunks_mut(group * panel_len).enumerate().for_each(fill),
+        _ => data.par_chunks_mut(group * panel_len).enumerate().for_each(fill),
     }
 }
 
@@ -352,9 +498,15 @@ fn row_block(
             // SAFETY: `Tiles::configure` ran on this thread (the family is only Amx when the
             // CPU and kernel allow tiles); the kernels check the operands' lengths.
             Family::Amx => unsafe { amx::block(a_block, b.panel(col), a.depth, &mut scratch) },
+            // A whole block goes straight into `out`, added to it when accumulating.
             // SAFETY: `product` lowers the family to what the CPU has, and `detect` only finds
             // Avx512Bf16 or Amx when the CPU has AVX512F and AVX512-BF16.
-            _ => unsafe { avx512::block(a_block, b.panel(col), a.depth, &mut scratch) },
+            _ if rows == TILE && cols - col >= TILE => {
+                unsafe { avx512::block(a_block, b.panel(col), a.depth, TILE, &mut out[col..], stride, accumulate) };
+                continue;
+            }
+            // SAFETY: as above.
+            _ => unsafe { avx512::block(a_block, b.panel(col), a.depth, rows, &mut scratch, TILE, false) },
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!("bf16 kernel {family:?} without x86_64");
@@ -376,14 +528,25 @@ mod avx512 {
     use std::arch::x86_64::*;
 
     /// A 32 x 32 block: rows of `a` (TILE x depth, bf16) times a panel of `b` (`depth / 2`
-    /// rows of TILE pairs), into `out` (TILE x TILE, row-major).
+    /// rows of TILE pairs), into `out` (TILE rows of TILE, `stride` apart), or added to it
+    /// when `accumulate`. Only the groups of 8 rows that hold one of the first `rows` are
+    /// computed (a's rows past the matrix are padding).
     ///
     /// # Safety
     /// The CPU has AVX512F and AVX512-BF16.
     #[target_feature(enable = "avx512f,avx512bf16")]
-    pub(super) unsafe fn block(a: &[u16], panel: &[u16], depth: usize, out: &mut [f32; TILE * TILE]) {
+    pub(super) unsafe fn block(
+        a: &[u16],
+        panel: &[u16],
+        depth: usize,
+        rows: usize,
+        out: &mut [f32],
+        stride: usize,
+        accumulate: bool,
+    ) {
         assert!(a.len() >= TILE * depth && panel.len() >= depth * TILE && depth.is_multiple_of(2));
-        for r0 in (0..TILE).step_by(8) {
+        assert!(stride >= TILE && out.len() >= (TILE - 1) * stride + TILE);
+        for r0 in (0..rows.min(TILE)).step_by(8) {
             let mut acc = [[_mm512_setzero_ps(); 2]; 8];
             for p in 0..depth / 2 {
                 // SAFETY (reads): p < depth / 2 keeps both vectors of the pair row in `panel`,
@@ -399,9 +562,15 @@ mod avx512 {
                 }
             }
             for (i, acc) in acc.iter().enumerate() {
-                let row = out.as_mut_ptr().add((r0 + i) * TILE);
-                _mm512_storeu_ps(row, acc[0]);
-                _mm512_storeu_ps(row.add(16), acc[1]);
+                // SAFETY (writes): row r0 + i < TILE, columns < TILE: inside `out` (asserted).
+                let row = out.as_mut_ptr().add((r0 + i) * stride);
+                let (mut low, mut high) = (acc[0], acc[1]);
+                if accumulate {
+                    low = _mm512_add_ps(low, _mm512_loadu_ps(row));
+                    high = _mm512_add_ps(high, _mm512_loadu_ps(row.add(16)));
+                }
+                _mm512_storeu_ps(row, low);
+                _mm512_storeu_ps(row.add(16), high);
             }
         }
     }
@@ -611,7 +780,17 @@ mod tests {
     /// a multiple of the tile, with transposed and strided views and accumulation.
     #[test]
     fn every_family_matches_the_rounded_reference_over_odd_shapes() {
-        let shapes = [(1, 1, 1), (1, 77, 33), (5, 3, 2), (33, 31, 65), (64, 64, 64), (70, 45, 100), (2, 130, 7)];
+        // The last is above PARALLEL_WORK, so that packing and blocks run in several tasks.
+        let shapes = [
+            (1, 1, 1),
+            (1, 77, 33),
+            (5, 3, 2),
+            (33, 31, 65),
+            (64, 64, 64),
+            (70, 45, 100),
+            (2, 130, 7),
+            (150, 200, 131),
+        ];
         for family in Family::available() {
             for &(m, n, k) in &shapes {
                 for threads in [1, 2] {
