@@ -758,7 +758,7 @@ fn replay_torch_steps(file: &str, fixture: &serde_json::Value, products: Option<
                     fused::loss_and_grads(products, &model, &batch, &targets, labelled, None, &mut grads).unwrap();
                 let norm = global_norm_host(&grads);
                 out.push((loss, norm, step_lr));
-                optimizer.step_host(&grads, step_lr, clip_coefficient(norm, max_norm)).unwrap();
+                optimizer.step_host(&mut grads, step_lr, clip_coefficient(norm, max_norm)).unwrap();
             }
         }
     }

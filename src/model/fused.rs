@@ -438,7 +438,7 @@ pub fn cross_entropy_with_grad(logits: &[f32], labels: usize, targets: &[i64], d
 
 /// Zeroed gradient buffers, one per parameter in [`Params`] order.
 pub fn zero_grads(params: &Params) -> Vec<Vec<f32>> {
-    params.iter().map(|(_, v)| vec![0.0; v.elem_count()]).collect()
+    params.iter().map(|(_, v)| kernels::zeroed(v.elem_count())).collect()
 }
 
 /// One training forward and backward pass on the CPU: returns the loss (summed over

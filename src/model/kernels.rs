@@ -195,27 +195,45 @@ pub fn add_column_sums(acc: &mut [f32], m: &[f32], width: usize, stride: usize) 
         .map(|chunk| {
             let mut part = vec![0.0f32; width];
             let end = ((chunk + 1) * REDUCE_ROWS).min(rows);
-            for r in chunk * REDUCE_ROWS..end {
-                let row = &m[r * stride..r * stride + width];
-                part.iter_mut().zip(row).for_each(|(p, &x)| *p += x);
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    for r in chunk * REDUCE_ROWS..end {
+                        let row = &m[r * stride..r * stride + width];
+                        for i in 0..width {
+                            part[i] += row[i];
+                        }
+                    }
+                },
+            );
             part
         })
         .collect();
-    for part in partials {
-        acc.iter_mut().zip(&part).for_each(|(a, &p)| *a += p);
-    }
+    vectorised(
+        #[inline(always)]
+        || {
+            for part in partials {
+                let (acc, part) = (&mut acc[..width], &part[..width]);
+                for i in 0..width {
+                    acc[i] += part[i];
+                }
+            }
+        },
+    );
 }
 
 /// Adds `bias` to every row of `m` (rows of `bias.len()` values).
 pub fn add_bias(m: &mut [f32], bias: &[f32]) {
     let rows = rows_per_task(bias.len());
     m.par_chunks_mut(bias.len() * rows).for_each(|block| {
-        vectorised(|| {
-            for row in block.chunks_mut(bias.len()) {
-                row.iter_mut().zip(bias).for_each(|(x, &b)| *x += b);
-            }
-        })
+        vectorised(
+            #[inline(always)]
+            || {
+                for row in block.chunks_mut(bias.len()) {
+                    row.iter_mut().zip(bias).for_each(|(x, &b)| *x += b);
+                }
+            },
+        )
     });
 }
 
@@ -224,9 +242,20 @@ fn rows_per_task(width: usize) -> usize {
     (ELEMENTS / width.max(1)).max(1)
 }
 
-/// Sets every element to zero, in parallel chunks.
-pub fn zero(m: &mut [f32]) {
-    m.par_chunks_mut(ELEMENTS * 4).for_each(|c| c.fill(0.0));
+/// `n` zeros, written in parallel chunks as the memory is first touched. `vec![0.0; n]`
+/// leaves large buffers untouched, so the first reads map the shared zero page and the first
+/// writes then copy it, one page and one flush of every core's TLB at a time, on one thread:
+/// for the optimizer's moments of a BERT-base model that was a second of the first step.
+pub fn zeroed(n: usize) -> Vec<f32> {
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    v.spare_capacity_mut().par_chunks_mut(ELEMENTS * 4).for_each(|c| {
+        c.iter_mut().for_each(|x| {
+            x.write(0.0);
+        })
+    });
+    // SAFETY: the loop above initialised all `n` elements of the capacity.
+    unsafe { v.set_len(n) };
+    v
 }
 
 /// What the layer-norm backward pass needs.
@@ -238,24 +267,57 @@ pub struct NormCache {
     pub rstd: Vec<f32>,
 }
 
+/// Lanes of the partial sums in [`sum`]: one AVX-512 register of f32.
+const LANES: usize = 16;
+
+/// The sum of `f(a[i], b[i], c[i])` over the shortest of the three, accumulated in [`LANES`]
+/// interleaved partial sums (element i into lane i % LANES) that are then added in order: it
+/// vectorises (a single running sum waits on every add), and gives the same result on every
+/// machine and thread count.
+#[inline(always)]
+fn sum(a: &[f32], b: &[f32], c: &[f32], f: impl Fn(f32, f32, f32) -> f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let (mut ca, mut cb, mut cc) = (a.chunks_exact(LANES), b.chunks_exact(LANES), c.chunks_exact(LANES));
+    for ((xa, xb), xc) in (&mut ca).zip(&mut cb).zip(&mut cc) {
+        for l in 0..LANES {
+            lanes[l] += f(xa[l], xb[l], xc[l]);
+        }
+    }
+    let tail = ca.remainder().iter().zip(cb.remainder()).zip(cc.remainder());
+    for (lane, ((&xa, &xb), &xc)) in lanes.iter_mut().zip(tail) {
+        *lane += f(xa, xb, xc);
+    }
+    lanes.iter().sum()
+}
+
 /// Row-wise layer norm of `x` (rows of `gamma.len()`), as `layer_norm_slow`.
 pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> (Vec<f32>, NormCache) {
     let width = gamma.len();
     let rows = x.len() / width;
     let mut y = vec![0.0; x.len()];
     let mut cache = NormCache { xhat: vec![0.0; x.len()], rstd: vec![0.0; rows] };
-    y.par_chunks_mut(width)
-        .zip(cache.xhat.par_chunks_mut(width))
-        .zip(cache.rstd.par_iter_mut())
-        .zip(x.par_chunks(width))
+    let block = rows_per_task(width);
+    y.par_chunks_mut(width * block)
+        .zip(cache.xhat.par_chunks_mut(width * block))
+        .zip(cache.rstd.par_chunks_mut(block))
+        .zip(x.par_chunks(width * block))
         .for_each(|(((y, xhat), rstd), x)| {
-            let mean = x.iter().sum::<f32>() / width as f32;
-            let var = x.iter().map(|&v| (v - mean) * (v - mean)).sum::<f32>() / width as f32;
-            *rstd = 1.0 / (var + eps).sqrt();
-            for i in 0..width {
-                xhat[i] = (x[i] - mean) * *rstd;
-                y[i] = xhat[i] * gamma[i] + beta[i];
-            }
+            vectorised(
+                #[inline(always)]
+                || {
+                    let rows =
+                        y.chunks_mut(width).zip(xhat.chunks_mut(width)).zip(rstd.iter_mut()).zip(x.chunks(width));
+                    for (((y, xhat), rstd), x) in rows {
+                        let mean = sum(x, x, x, |v, _, _| v) / width as f32;
+                        let var = sum(x, x, x, |v, _, _| (v - mean) * (v - mean)) / width as f32;
+                        *rstd = 1.0 / (var + eps).sqrt();
+                        for i in 0..width {
+                            xhat[i] = (x[i] - mean) * *rstd;
+                            y[i] = xhat[i] * gamma[i] + beta[i];
+                        }
+                    }
+                },
+            )
         });
     (y, cache)
 }
@@ -271,23 +333,41 @@ pub fn layer_norm_backward(
 ) -> Vec<f32> {
     let width = gamma.len();
     let mut dx = vec![0.0; dy.len()];
-    dx.par_chunks_mut(width)
-        .zip(dy.par_chunks(width))
-        .zip(cache.xhat.par_chunks(width))
-        .zip(cache.rstd.par_iter())
-        .for_each(|(((dx, dy), xhat), &rstd)| {
-            let (mut sum, mut dot) = (0.0f32, 0.0f32);
-            for i in 0..width {
-                let g = dy[i] * gamma[i];
-                sum += g;
-                dot += g * xhat[i];
-            }
-            let (mean, mean_dot) = (sum / width as f32, dot / width as f32);
-            for i in 0..width {
-                dx[i] = rstd * (dy[i] * gamma[i] - mean - xhat[i] * mean_dot);
-            }
+    let block = rows_per_task(width);
+    dx.par_chunks_mut(width * block)
+        .zip(dy.par_chunks(width * block))
+        .zip(cache.xhat.par_chunks(width * block))
+        .zip(cache.rstd.par_chunks(block))
+        .for_each(|(((dx, dy), xhat), rstd)| {
+            vectorised(
+                #[inline(always)]
+                || {
+                    let rows = dx.chunks_mut(width).zip(dy.chunks(width)).zip(xhat.chunks(width)).zip(rstd);
+                    for (((dx, dy), xhat), &rstd) in rows {
+                        let mean = sum(dy, gamma, xhat, |d, g, _| d * g) / width as f32;
+                        let mean_dot = sum(dy, gamma, xhat, |d, g, h| d * g * h) / width as f32;
+                        for i in 0..width {
+                            dx[i] = rstd * (dy[i] * gamma[i] - mean - xhat[i] * mean_dot);
+                        }
+                    }
+                },
+            )
         });
-    let dy_xhat: Vec<f32> = dy.par_iter().zip(&cache.xhat).map(|(a, b)| a * b).collect();
+    let mut dy_xhat = vec![0.0; dy.len()];
+    dy_xhat.par_chunks_mut(ELEMENTS).zip(dy.par_chunks(ELEMENTS)).zip(cache.xhat.par_chunks(ELEMENTS)).for_each(
+        |((o, dy), xhat)| {
+            vectorised(
+                #[inline(always)]
+                || {
+                    let n = o.len();
+                    let (dy, xhat) = (&dy[..n], &xhat[..n]);
+                    for i in 0..n {
+                        o[i] = dy[i] * xhat[i];
+                    }
+                },
+            )
+        },
+    );
     add_column_sums(dgamma, &dy_xhat, width, width);
     add_column_sums(dbeta, dy, width, width);
     dx
@@ -300,24 +380,30 @@ pub fn bias_dropout_residual(a: &mut [f32], bias: &[f32], keep: Option<&[f32]>, 
     let block = width * rows_per_task(width);
     a.par_chunks_mut(block).zip(residual.par_chunks(block)).enumerate().for_each(|(task, (a, res))| {
         let keep = keep.map(|k| &k[task * block..task * block + a.len()]);
-        vectorised(|| {
-            for (r, (a, res)) in a.chunks_mut(width).zip(res.chunks(width)).enumerate() {
-                let keep = keep.map(|k| &k[r * width..(r + 1) * width]);
-                for i in 0..width {
-                    let v = a[i] + bias[i];
-                    a[i] = keep.map_or(v, |k| v * k[i]) + res[i];
+        vectorised(
+            #[inline(always)]
+            || {
+                for (r, (a, res)) in a.chunks_mut(width).zip(res.chunks(width)).enumerate() {
+                    let keep = keep.map(|k| &k[r * width..(r + 1) * width]);
+                    for i in 0..width {
+                        let v = a[i] + bias[i];
+                        a[i] = keep.map_or(v, |k| v * k[i]) + res[i];
+                    }
                 }
-            }
-        })
+            },
+        )
     });
 }
 
 /// Multiplies `m` by a dropout mask in place.
 pub fn apply_keep(m: &mut [f32], keep: Option<&[f32]>) {
     if let Some(keep) = keep {
-        m.par_chunks_mut(ELEMENTS)
-            .zip(keep.par_chunks(ELEMENTS))
-            .for_each(|(m, k)| vectorised(|| m.iter_mut().zip(k).for_each(|(x, &k)| *x *= k)));
+        m.par_chunks_mut(ELEMENTS).zip(keep.par_chunks(ELEMENTS)).for_each(|(m, k)| {
+            vectorised(
+                #[inline(always)]
+                || m.iter_mut().zip(k).for_each(|(x, &k)| *x *= k),
+            )
+        });
     }
 }
 
@@ -343,31 +429,60 @@ pub fn bias_gelu_or(u: &mut [f32], bias: &[f32], act: Activation) -> Vec<f32> {
 
 /// `out[i] = f(input[i])` in parallel chunks.
 fn map_into(out: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
-    out.par_chunks_mut(ELEMENTS)
-        .zip(input.par_chunks(ELEMENTS))
-        .for_each(|(o, x)| vectorised(|| o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x))));
+    out.par_chunks_mut(ELEMENTS).zip(input.par_chunks(ELEMENTS)).for_each(|(o, x)| {
+        vectorised(
+            #[inline(always)]
+            || {
+                // An index loop: an iterator's `fold` that is not inlined here would be
+                // compiled for the baseline target.
+                let n = o.len().min(x.len());
+                let (o, x) = (&mut o[..n], &x[..n]);
+                for i in 0..n {
+                    o[i] = f(x[i]);
+                }
+            },
+        )
+    });
 }
 
 /// `d[i] *= f(input[i])` in parallel chunks.
 fn scale_by(d: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
-    d.par_chunks_mut(ELEMENTS)
-        .zip(input.par_chunks(ELEMENTS))
-        .for_each(|(d, x)| vectorised(|| d.iter_mut().zip(x).for_each(|(d, &x)| *d *= f(x))));
+    d.par_chunks_mut(ELEMENTS).zip(input.par_chunks(ELEMENTS)).for_each(|(d, x)| {
+        vectorised(
+            #[inline(always)]
+            || {
+                let n = d.len().min(x.len());
+                let (d, x) = (&mut d[..n], &x[..n]);
+                for i in 0..n {
+                    d[i] *= f(x[i]);
+                }
+            },
+        )
+    });
 }
 
 /// Elements per parallel task in element-wise loops.
 const ELEMENTS: usize = 1 << 14;
 
-/// Runs `f` compiled for AVX2 when the CPU has it, so that its loops vectorise 8 wide
-/// (the baseline x86-64 target has 4-wide SSE2 only). Results are identical either way:
-/// no multiply-add is fused.
+/// Runs `f` compiled for AVX-512 (16 wide) or AVX2 (8 wide), the best the CPU has, so that
+/// its loops vectorise (the baseline x86-64 target has 4-wide SSE2 only). Results are
+/// identical either way: no multiply-add is fused. Callers mark `f` `#[inline(always)]`:
+/// a closure that is not inlined here is compiled for the baseline target.
 #[inline(always)]
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
+        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+            f()
+        }
         #[target_feature(enable = "avx2")]
         unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
+        }
+        if std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vl") {
+            // SAFETY: the CPU supports AVX-512 F, BW and VL (and so AVX2).
+            return unsafe { avx512(f) };
         }
         if std::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU supports AVX2.
@@ -497,15 +612,21 @@ fn head_forward(
     let scale = 1.0 / (d as f32).sqrt();
     let block = |part| head_block(qkv, part, h, len, shape);
     matmul_serial(p, probs, len, block(0), block(1).t(), false);
-    vectorised(|| {
-        for row in probs.chunks_mut(len) {
-            row.iter_mut().for_each(|x| *x *= scale);
-            softmax_in_place(row);
-        }
-    });
+    vectorised(
+        #[inline(always)]
+        || {
+            for row in probs.chunks_mut(len) {
+                row.iter_mut().for_each(|x| *x *= scale);
+                softmax_in_place(row);
+            }
+        },
+    );
     let weights = match keep {
         Some(keep) => {
-            vectorised(|| dropped.iter_mut().zip(probs.iter().zip(keep)).for_each(|(o, (&p, &k))| *o = p * k));
+            vectorised(
+                #[inline(always)]
+                || dropped.iter_mut().zip(probs.iter().zip(keep)).for_each(|(o, (&p, &k))| *o = p * k),
+            );
             &*dropped
         }
         None => &*probs,
@@ -562,7 +683,10 @@ fn head_backward(
     let block = |part| head_block(qkv, part, h, len, shape);
     let weights = match keep {
         Some(keep) => {
-            vectorised(|| dropped.iter_mut().zip(probs.iter().zip(keep)).for_each(|(o, (&p, &k))| *o = p * k));
+            vectorised(
+                #[inline(always)]
+                || dropped.iter_mut().zip(probs.iter().zip(keep)).for_each(|(o, (&p, &k))| *o = p * k),
+            );
             &dropped[..]
         }
         None => probs,
@@ -571,15 +695,18 @@ fn head_backward(
     matmul_serial(products, &mut dqkv[2 * hidden + h * d..], 3 * hidden, View::new(weights, len, len).t(), dc, false);
     matmul_serial(products, dp, len, dc, block(2).t(), false);
     // Softmax backward: ds = p * (dp - sum(dp * p)), times the scale of the scores.
-    vectorised(|| {
-        for (i, (dp, p)) in dp.chunks_mut(len).zip(probs.chunks(len)).enumerate() {
-            if let Some(keep) = keep {
-                dp.iter_mut().zip(&keep[i * len..(i + 1) * len]).for_each(|(x, &k)| *x *= k);
+    vectorised(
+        #[inline(always)]
+        || {
+            for (i, (dp, p)) in dp.chunks_mut(len).zip(probs.chunks(len)).enumerate() {
+                if let Some(keep) = keep {
+                    dp.iter_mut().zip(&keep[i * len..(i + 1) * len]).for_each(|(x, &k)| *x *= k);
+                }
+                let inner: f32 = dot(dp, p);
+                dp.iter_mut().zip(p).for_each(|(x, &p)| *x = p * (*x - inner) * scale);
             }
-            let inner: f32 = dot(dp, p);
-            dp.iter_mut().zip(p).for_each(|(x, &p)| *x = p * (*x - inner) * scale);
-        }
-    });
+        },
+    );
     let ds = View::new(dp, len, len);
     matmul_serial(products, &mut dqkv[h * d..], 3 * hidden, ds, block(1), false);
     matmul_serial(products, &mut dqkv[hidden + h * d..], 3 * hidden, ds.t(), block(0), false);
@@ -615,6 +742,27 @@ fn softmax_in_place(row: &mut [f32]) {
 mod tests {
     use super::*;
     use candle_core::{Device, Tensor, D};
+
+    #[test]
+    fn zeroed_is_zeros_of_the_length_asked() {
+        for n in [0, 1, 5, ELEMENTS * 4 + 3] {
+            let v = zeroed(n);
+            assert_eq!(v.len(), n);
+            assert!(v.iter().all(|&x| x == 0.0));
+        }
+    }
+
+    /// The sixteen-lane sum of the norms against a running f64 sum, with and without a
+    /// remainder.
+    #[test]
+    fn lane_sums_match_a_plain_sum() {
+        for n in [0, 1, 15, 16, 17, 768, 1000] {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 31) % 97) as f32 / 48.0 - 1.0).collect();
+            let want: f64 = x.iter().map(|&v| v as f64 * 2.0).sum();
+            let got = sum(&x, &x, &x, |a, b, _| a + b) as f64;
+            assert!((got - want).abs() < 1e-4, "n {n}: {got} vs {want}");
+        }
+    }
 
     fn seq(n: usize, scale: f32) -> Vec<f32> {
         (0..n).map(|i| ((i * 37 % 23) as f32 - 11.0) * scale).collect()

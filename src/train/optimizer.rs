@@ -77,7 +77,7 @@ impl AdamW {
             .map(|(name, var)| {
                 let moments = if is_host(var.as_tensor()) {
                     let n = var.elem_count();
-                    Moments::Host { m: vec![0.0; n], v: vec![0.0; n] }
+                    Moments::Host { m: crate::model::kernels::zeroed(n), v: crate::model::kernels::zeroed(n) }
                 } else {
                     Moments::Device { m: var.zeros_like()?, v: var.zeros_like()? }
                 };
@@ -96,8 +96,9 @@ impl AdamW {
     /// multiplied by `grad_scale` (the clipping coefficient). Parameters without a gradient
     /// are left alone, as torch does.
     /// One update from gradients in host memory (the fused CPU path), `grads[i]` for the
-    /// i-th parameter, which must be a CPU tensor.
-    pub fn step_host(&mut self, grads: &[Vec<f32>], lr: f64, grad_scale: f64) -> Result<()> {
+    /// i-th parameter, which must be a CPU tensor. Leaves every gradient zero, ready for the
+    /// next step to accumulate into (cleared in the same pass, while each chunk is in cache).
+    pub fn step_host(&mut self, grads: &mut [Vec<f32>], lr: f64, grad_scale: f64) -> Result<()> {
         let cfg = self.cfg;
         for (slot, grad) in self.slots.iter_mut().zip(grads) {
             slot.steps += 1;
@@ -105,7 +106,7 @@ impl AdamW {
             let Moments::Host { m, v } = &mut slot.moments else {
                 candle_core::bail!("step_host: parameter not in host memory");
             };
-            modify_in_place(slot.var.as_tensor(), |p| update_slices(p, grad, m, v, s))?;
+            modify_in_place(slot.var.as_tensor(), |p| update_slices_clearing(p, grad, m, v, s))?;
         }
         Ok(())
     }
@@ -154,7 +155,28 @@ fn update_slices(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], s: Step
     p.par_chunks_mut(CHUNK)
         .zip(g.par_chunks(CHUNK))
         .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
-        .for_each(|((p, g), (m, v))| crate::model::kernels::vectorised(|| update_chunk(p, g, m, v, s)));
+        .for_each(|((p, g), (m, v))| {
+            crate::model::kernels::vectorised(
+                #[inline(always)]
+                || update_chunk(p, g, m, v, s),
+            )
+        });
+}
+
+/// [`update_slices`], then `g` set to zero.
+fn update_slices_clearing(p: &mut [f32], g: &mut [f32], m: &mut [f32], v: &mut [f32], s: StepScalars) {
+    p.par_chunks_mut(CHUNK)
+        .zip(g.par_chunks_mut(CHUNK))
+        .zip(m.par_chunks_mut(CHUNK).zip(v.par_chunks_mut(CHUNK)))
+        .for_each(|((p, g), (m, v))| {
+            crate::model::kernels::vectorised(
+                #[inline(always)]
+                || {
+                    update_chunk(p, g, m, v, s);
+                    g.fill(0.0);
+                },
+            )
+        });
 }
 
 /// torch's `_single_tensor_adamw` on one chunk.
@@ -244,7 +266,9 @@ mod tests {
         );
         for g in [[0.1f32, -0.2, 0.3], [0.5, 0.1, -0.7]] {
             oa.step(&[Some(Tensor::new(&g, &dev).unwrap())], 0.01, 0.5).unwrap();
-            ob.step_host(&[g.to_vec()], 0.01, 0.5).unwrap();
+            let mut grads = [g.to_vec()];
+            ob.step_host(&mut grads, 0.01, 0.5).unwrap();
+            assert_eq!(grads[0], [0.0; 3], "step_host leaves the gradients zero for the next step");
         }
         assert_eq!(a.get("w").to_vec1::<f32>().unwrap(), b.get("w").to_vec1::<f32>().unwrap());
     }

@@ -479,7 +479,9 @@ impl<'a> Run<'a> {
     }
 }
 
-/// Loss, and gradients into `grads` (zeroed first), on the fused CPU path ([`fused`]).
+/// Loss, and gradients into `grads`, on the fused CPU path ([`fused`]). `grads` are zero on
+/// entry: [`fused::zero_grads`] makes them so and every AdamW step leaves them so (a step that
+/// fails ends the run).
 fn fused_gradients(
     products: Products,
     model: &TokenClassifier,
@@ -489,7 +491,6 @@ fn fused_gradients(
     dropout: &mut Dropout,
     grads: &mut [Vec<f32>],
 ) -> Result<f64, TrainError> {
-    grads.iter_mut().for_each(|g| crate::model::kernels::zero(g));
     let mut loss = 0.0;
     for rows in micro {
         let (batch, targets) = host_batch(rows, train, model.config());
