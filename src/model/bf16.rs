@@ -246,6 +246,10 @@ impl PackedA {
         assert!(depth >= a.cols() && depth.is_multiple_of(2));
         let mut data = vec![0u16; rows * depth];
         let (cols, rs, cs) = (a.cols(), a.row_stride(), a.col_stride());
+        if rs == 1 && cs != 1 {
+            columns_into_rows(&mut data, a, depth, threads);
+            return PackedA { data, rows, depth };
+        }
         // One block of TILE rows per task. Runs of elements adjacent in memory are converted
         // together (vectorised), then placed.
         let fill = |(block, out): (usize, &mut [u16])| {
@@ -268,10 +272,6 @@ impl PackedA {
                 },
             )
         };
-        if rs == 1 && cs != 1 {
-            columns_into_rows(&mut data, a, depth, threads);
-            return PackedA { data, rows, depth };
-        }
         match threads {
             1 => data.chunks_mut(TILE * depth).enumerate().for_each(fill),
             _ => data.par_chunks_mut(TILE * depth).enumerate().for_each(fill),
@@ -331,8 +331,8 @@ fn pair(low: f32, high: f32) -> u32 {
 
 /// `b` (k x n) in panels of [`TILE`] columns, each panel `depth / 2` rows of [`TILE`] pairs:
 /// element (2p + t, j) at `((j / TILE) * depth / 2 + p) * 2 * TILE + (j % TILE) * 2 + t`, with k
-/// rounded up to `depth` and n to [`TILE`]. A panel is contiguous, so a kernel streams it. Held as u32
-/// pairs (bf16 `2p` in the low half, `2p + 1` in the high half).
+/// rounded up to `depth` and n to [`TILE`]. A panel is contiguous, so a kernel streams it.
+/// Held as u32 pairs (bf16 `2p` in the low half, `2p + 1` in the high half).
 struct PackedB {
     data: Vec<u32>,
     cols: usize,
@@ -345,6 +345,10 @@ impl PackedB {
         assert!(depth >= b.rows() && depth.is_multiple_of(2));
         let mut data = vec![0u32; depth / 2 * cols];
         let (k_len, rs, cs) = (b.rows(), b.row_stride(), b.col_stride());
+        if cs == 1 && rs != 1 {
+            rows_into_panels(&mut data, b, depth, threads);
+            return PackedB { data, cols, depth };
+        }
         let src = b.data();
         // One panel per task; runs adjacent in memory are converted together, then placed.
         let fill = |(panel, out): (usize, &mut [u32])| {
@@ -388,10 +392,6 @@ impl PackedB {
                 },
             )
         };
-        if cs == 1 && rs != 1 {
-            rows_into_panels(&mut data, b, depth, threads);
-            return PackedB { data, cols, depth };
-        }
         match threads {
             1 => data.chunks_mut(depth / 2 * TILE).enumerate().for_each(fill),
             _ => data.par_chunks_mut(depth / 2 * TILE).enumerate().for_each(fill),
