@@ -280,17 +280,22 @@ impl PackedA {
     }
 }
 
+/// How many of `units` blocks one task packs: all of them on one thread, else two tasks per
+/// thread.
+fn per_task(units: usize, threads: usize) -> usize {
+    match threads {
+        1 => units,
+        t => units.div_ceil(2 * t),
+    }
+}
+
 /// [`PackedA`]'s rows of a transposed view (column c of `a` contiguous in memory): a task
 /// takes a group of row blocks and walks along the columns, converting [`TILE`] columns' runs
 /// for the group into a block that it then writes out row by row.
 fn columns_into_rows(data: &mut [u16], a: View, depth: usize, threads: usize) {
     let (m, cols, cs) = (a.rows(), a.cols(), a.col_stride());
     let src = a.data();
-    let blocks = m.div_ceil(TILE);
-    let group = match threads {
-        1 => blocks,
-        t => blocks.div_ceil(2 * t),
-    };
+    let group = per_task(m.div_ceil(TILE), threads);
     let fill = |(g, out): (usize, &mut [u16])| {
         let first = g * group * TILE;
         let height = (group * TILE).min(m - first);
@@ -415,11 +420,7 @@ impl PackedB {
 fn rows_into_panels(data: &mut [u32], b: View, depth: usize, threads: usize) {
     let (k_len, n, rs) = (b.rows(), b.cols(), b.row_stride());
     let (src, panel_len) = (b.data(), depth / 2 * TILE);
-    let panels = n.div_ceil(TILE);
-    let group = match threads {
-        1 => panels,
-        t => panels.div_ceil(2 * t),
-    };
+    let group = per_task(n.div_ceil(TILE), threads);
     let fill = |(g, out): (usize, &mut [u32])| {
         let first = g * group * TILE;
         let width = (group * TILE).min(n - first);
