@@ -10,7 +10,7 @@
 //!   seeded on the CPU and CUDA's refuse half precision.
 
 use candle_core::{DType, Device, Result, Tensor};
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -191,9 +191,19 @@ pub fn keep_mask(seed: u64, n: usize, p: f64) -> Vec<f32> {
     mask.par_chunks_mut(CHUNK).enumerate().for_each(|(i, chunk)| {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(i as u64);
-        for m in chunk.iter_mut() {
-            *m = if rng.next_u32() >= threshold { scale } else { 0.0 };
-        }
+        // The chunk's draws in one go (the same words, in order, as `next_u32` one at a time),
+        // then a branch-free select that vectorises.
+        let mut draws = [0u32; CHUNK];
+        let draws = &mut draws[..chunk.len()];
+        rng.fill(draws);
+        crate::model::kernels::vectorised(
+            #[inline(always)]
+            || {
+                for (m, &d) in chunk.iter_mut().zip(draws.iter()) {
+                    *m = if d >= threshold { scale } else { 0.0 };
+                }
+            },
+        )
     });
     mask
 }
@@ -208,6 +218,24 @@ mod tests {
         let kept = mask.iter().filter(|&&m| m > 0.0).count() as f64 / mask.len() as f64;
         assert!((kept - 0.9).abs() < 0.01, "{kept}");
         assert!(mask.iter().all(|&m| m == 0.0 || (m - 1.0 / 0.9).abs() < 1e-6));
+    }
+
+    /// The chunked draws are the words `next_u32` gives one at a time, stream by stream (the
+    /// masks of earlier runs stay as they were).
+    #[test]
+    fn masks_are_the_streams_words_in_order() {
+        let (seed, p) = (11, 0.1);
+        let n = 2 * CHUNK + 77;
+        let threshold = (p * 4_294_967_296.0) as u32;
+        let scale = (1.0 / (1.0 - p)) as f32;
+        let want: Vec<f32> = (0..n.div_ceil(CHUNK))
+            .flat_map(|i| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(i as u64);
+                (0..CHUNK.min(n - i * CHUNK)).map(move |_| if rng.next_u32() >= threshold { scale } else { 0.0 })
+            })
+            .collect();
+        assert_eq!(keep_mask(seed, n, p), want);
     }
 
     #[test]
