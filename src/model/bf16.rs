@@ -500,13 +500,15 @@ fn row_block(
             // CPU and kernel allow tiles); the kernels check the operands' lengths.
             Family::Amx => unsafe { amx::block(a_block, b.panel(col), a.depth, &mut scratch) },
             // A whole block goes straight into `out`, added to it when accumulating.
-            // SAFETY: `product` lowers the family to what the CPU has, and `detect` only finds
-            // Avx512Bf16 or Amx when the CPU has AVX512F and AVX512-BF16.
             _ if rows == TILE && cols - col >= TILE => {
+                // SAFETY: `product` lowers the family to what the CPU has, and `detect` only
+                // finds Avx512Bf16 or Amx when the CPU has AVX512F and AVX512-BF16. The kernel
+                // asserts that `out` holds TILE rows of TILE at `stride` (true here: `rows` is
+                // TILE and TILE columns remain from `col`).
                 unsafe { avx512::block(a_block, b.panel(col), a.depth, TILE, &mut out[col..], stride, accumulate) };
                 continue;
             }
-            // SAFETY: as above.
+            // SAFETY: as above; the scratch block is TILE x TILE with stride TILE.
             _ => unsafe { avx512::block(a_block, b.panel(col), a.depth, rows, &mut scratch, TILE, false) },
         }
         #[cfg(not(target_arch = "x86_64"))]

@@ -472,6 +472,7 @@ const ELEMENTS: usize = 1 << 14;
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
+        // Safety of both: the CPU has the features named (checked by the callers below).
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
         unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
             f()
@@ -480,8 +481,12 @@ pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
         unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
-        if std::is_x86_feature_detected!("avx512bw") && std::is_x86_feature_detected!("avx512vl") {
-            // SAFETY: the CPU supports AVX-512 F, BW and VL (and so AVX2).
+        if std::is_x86_feature_detected!("avx512f")
+            && std::is_x86_feature_detected!("avx512bw")
+            && std::is_x86_feature_detected!("avx512vl")
+            && std::is_x86_feature_detected!("avx2")
+        {
+            // SAFETY: the CPU supports AVX-512 F, BW and VL and AVX2.
             return unsafe { avx512(f) };
         }
         if std::is_x86_feature_detected!("avx2") {
