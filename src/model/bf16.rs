@@ -407,8 +407,9 @@ impl PackedB {
     /// The panel of columns `col..col + TILE`, as bf16 values.
     fn panel(&self, col: usize) -> &[u16] {
         let pairs = &self.data[col * self.depth / 2..(col + TILE) * self.depth / 2];
-        // SAFETY: u16 has a smaller alignment than u32 and no invalid values; the slice
-        // covers exactly the bytes of `pairs`, borrowed from `self`.
+        // SAFETY: the pointer comes from a live slice of `pairs.len()` u32s borrowed from
+        // `self` (the result borrows `self` too), so its `2 * pairs.len()` u16s are in bounds
+        // and initialised; u16's alignment (2) divides u32's (4); every bit pattern is a u16.
         unsafe { std::slice::from_raw_parts(pairs.as_ptr() as *const u16, pairs.len() * 2) }
     }
 }
@@ -565,7 +566,8 @@ mod avx512 {
                 }
             }
             for (i, acc) in acc.iter().enumerate() {
-                // SAFETY (writes): row r0 + i < TILE, columns < TILE: inside `out` (asserted).
+                // SAFETY (reads when accumulating, and writes): row r0 + i < TILE and columns
+                // < TILE lie inside `out` by the second assert.
                 let row = out.as_mut_ptr().add((r0 + i) * stride);
                 let (mut low, mut high) = (acc[0], acc[1]);
                 if accumulate {

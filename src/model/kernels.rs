@@ -253,7 +253,8 @@ pub fn zeroed(n: usize) -> Vec<f32> {
             x.write(0.0);
         })
     });
-    // SAFETY: the loop above initialised all `n` elements of the capacity.
+    // SAFETY: the loop above wrote every element of the spare capacity, which is at least `n`
+    // (`with_capacity`), so the first `n` are initialised; f32 has no drop.
     unsafe { v.set_len(n) };
     v
 }
@@ -353,21 +354,8 @@ pub fn layer_norm_backward(
                 },
             )
         });
-    let mut dy_xhat = vec![0.0; dy.len()];
-    dy_xhat.par_chunks_mut(ELEMENTS).zip(dy.par_chunks(ELEMENTS)).zip(cache.xhat.par_chunks(ELEMENTS)).for_each(
-        |((o, dy), xhat)| {
-            vectorised(
-                #[inline(always)]
-                || {
-                    let n = o.len();
-                    let (dy, xhat) = (&dy[..n], &xhat[..n]);
-                    for i in 0..n {
-                        o[i] = dy[i] * xhat[i];
-                    }
-                },
-            )
-        },
-    );
+    let mut dy_xhat = cache.xhat.clone();
+    zip_apply(&mut dy_xhat, dy, |o, d| *o *= d);
     add_column_sums(dgamma, &dy_xhat, width, width);
     add_column_sums(dbeta, dy, width, width);
     dx
@@ -398,12 +386,7 @@ pub fn bias_dropout_residual(a: &mut [f32], bias: &[f32], keep: Option<&[f32]>, 
 /// Multiplies `m` by a dropout mask in place.
 pub fn apply_keep(m: &mut [f32], keep: Option<&[f32]>) {
     if let Some(keep) = keep {
-        m.par_chunks_mut(ELEMENTS).zip(keep.par_chunks(ELEMENTS)).for_each(|(m, k)| {
-            vectorised(
-                #[inline(always)]
-                || m.iter_mut().zip(k).for_each(|(x, &k)| *x *= k),
-            )
-        });
+        zip_apply(m, keep, |x, k| *x *= k);
     }
 }
 
@@ -427,8 +410,8 @@ pub fn bias_gelu_or(u: &mut [f32], bias: &[f32], act: Activation) -> Vec<f32> {
     out
 }
 
-/// `out[i] = f(input[i])` in parallel chunks.
-fn map_into(out: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+/// `op(&mut out[i], input[i])` over the shorter of the two, in parallel chunks.
+fn zip_apply(out: &mut [f32], input: &[f32], op: impl Fn(&mut f32, f32) + Sync) {
     out.par_chunks_mut(ELEMENTS).zip(input.par_chunks(ELEMENTS)).for_each(|(o, x)| {
         vectorised(
             #[inline(always)]
@@ -438,27 +421,31 @@ fn map_into(out: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
                 let n = o.len().min(x.len());
                 let (o, x) = (&mut o[..n], &x[..n]);
                 for i in 0..n {
-                    o[i] = f(x[i]);
+                    op(&mut o[i], x[i]);
                 }
             },
         )
     });
 }
 
+/// `out[i] = f(input[i])` in parallel chunks.
+fn map_into(out: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
+    zip_apply(
+        out,
+        input,
+        #[inline(always)]
+        |o, x| *o = f(x),
+    )
+}
+
 /// `d[i] *= f(input[i])` in parallel chunks.
 fn scale_by(d: &mut [f32], input: &[f32], f: impl Fn(f32) -> f32 + Sync) {
-    d.par_chunks_mut(ELEMENTS).zip(input.par_chunks(ELEMENTS)).for_each(|(d, x)| {
-        vectorised(
-            #[inline(always)]
-            || {
-                let n = d.len().min(x.len());
-                let (d, x) = (&mut d[..n], &x[..n]);
-                for i in 0..n {
-                    d[i] *= f(x[i]);
-                }
-            },
-        )
-    });
+    zip_apply(
+        d,
+        input,
+        #[inline(always)]
+        |d, x| *d *= f(x),
+    )
 }
 
 /// Elements per parallel task in element-wise loops.
@@ -472,11 +459,14 @@ const ELEMENTS: usize = 1 << 14;
 pub fn vectorised<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        // Safety of both: the CPU has the features named (checked by the callers below).
+        /// # Safety
+        /// The CPU has AVX-512 F, BW and VL and AVX2 (`f` is compiled to use them).
         #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
         unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
             f()
         }
+        /// # Safety
+        /// The CPU has AVX2.
         #[target_feature(enable = "avx2")]
         unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
             f()
@@ -751,6 +741,10 @@ mod tests {
     #[test]
     fn zeroed_is_zeros_of_the_length_asked() {
         for n in [0, 1, 5, ELEMENTS * 4 + 3] {
+            // Freed memory full of ones just before: the allocator hands it back to `zeroed`,
+            // so a `zeroed` that skipped its writes would show ones (or the allocator's own
+            // bookkeeping), not zeros.
+            drop(std::hint::black_box(vec![1.0f32; n]));
             let v = zeroed(n);
             assert_eq!(v.len(), n);
             assert!(v.iter().all(|&x| x == 0.0));
